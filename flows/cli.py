@@ -1,0 +1,33 @@
+"""Entry point of the ``pesflow`` command: imports every command module, turns errors into one line."""
+
+from __future__ import annotations
+
+import sys
+
+from flows import cmd_sample  # noqa: F401  (registers commands)
+from flows.app import UserError, app, console
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors print ``error: …`` on one line and exit with status 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except SystemExit as exc:  # typer/click exits (help, usage errors)
+        return int(exc.code or 0)
+    except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
+        message = str(exc).strip().strip("'\"") or type(exc).__name__
+        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        return 2
+    except Exception as exc:  # the (vendored) click's usage errors carry show() and exit_code
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            return int(exc.exit_code)
+        if type(exc).__name__ == "Abort":
+            console.print("aborted")
+            return 130
+        raise
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
