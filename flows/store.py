@@ -1,0 +1,267 @@
+"""The campaign directory: every result of a campaign, readable with plain xarray, written atomically.
+
+Layout (``<dir>`` is the campaign directory; ``NNN`` the iteration, zero-padded)::
+
+    <dir>/campaign.toml            the validated configuration (resume refuses a different one)
+    <dir>/labels.nc                every label: configurations schema + energy, forces, status, reason,
+                                   scf_cycles, wall_time, origin ("start" | "candidate"), iteration, method, basis
+    <dir>/test_set.nc              held-out labeled set (test errors in metrics.nc)
+    <dir>/metrics.nc               per iteration: label counts, test/train errors, candidates, grades,
+                                   acceptance, stage wall times (s)
+    <dir>/label_cache/             the PySCF label cache (keyed by geometry + method); finished
+                                   calculations are never repeated after a crash
+    <dir>/iterations/NNN/potential.mtp       MTP fitted in iteration NNN (MLIP format)
+    <dir>/iterations/NNN/potential.json      the same potential as pesflow JSON (+ fit report)
+    <dir>/iterations/NNN/samples.nc          explored HMC frames (configurations + chain, temperature, grade)
+    <dir>/iterations/NNN/trajectories.nc     per-sample HMC traces (energies, acceptance) of every chain
+    <dir>/iterations/NNN/candidates.nc       selected configurations with their grades and reasons
+    <dir>/iterations/NNN/pool_summary.nc     grade histogram of the explored pool
+    <dir>/iterations/NNN/<stage>.done.json   completion marker of a stage, written last (with its timings)
+    <dir>/final.mtp, <dir>/final.json        the last fitted potential
+    <dir>/DONE.json                          the campaign finished (stop reason, summary)
+
+Every file is written to a temporary name in the same folder and renamed (atomic on POSIX). A stage counts as
+finished only when its marker exists; anything without a marker is redone on resume, and redoing is idempotent
+(labels of an iteration replace that iteration's rows; the label cache answers finished calculations).
+One process at a time owns a campaign directory (an ``fcntl`` lock, released by the kernel even on kill -9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from hmc_core.configurations import concat, read_netcdf, write_netcdf
+
+STAGES = ("fit", "explore", "select", "label")
+
+
+class CampaignBusy(RuntimeError):
+    """Another process is running this campaign directory."""
+
+
+def write_text_atomic(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` through a temporary file + rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating | float):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+class CampaignStore:
+    """Read and write one campaign directory (see the module docstring for the layout)."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).expanduser().resolve()
+        self._lock_fh = None
+
+    # ---- paths -------------------------------------------------------------------------------------------
+    @property
+    def config_path(self) -> Path:
+        return self.root / "campaign.toml"
+
+    @property
+    def labels_path(self) -> Path:
+        return self.root / "labels.nc"
+
+    @property
+    def test_path(self) -> Path:
+        return self.root / "test_set.nc"
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.root / "metrics.nc"
+
+    @property
+    def done_path(self) -> Path:
+        return self.root / "DONE.json"
+
+    @property
+    def default_cache_dir(self) -> Path:
+        return self.root / "label_cache"
+
+    def iteration_dir(self, iteration: int) -> Path:
+        return self.root / "iterations" / f"{iteration:03d}"
+
+    def path(self, name: str, iteration: int | None = None) -> Path:
+        """``<dir>/name`` or ``<dir>/iterations/NNN/name``."""
+        return (self.root if iteration is None else self.iteration_dir(iteration)) / name
+
+    def iterations(self) -> list[int]:
+        """Iterations that have a folder, sorted."""
+        base = self.root / "iterations"
+        return sorted(int(p.name) for p in base.iterdir() if p.name.isdigit()) if base.exists() else []
+
+    # ---- life cycle --------------------------------------------------------------------------------------
+    def exists(self) -> bool:
+        return self.config_path.exists()
+
+    def initialize(self, config_toml: str) -> None:
+        """Create the directory with its configuration, or check that a resumed one has the same configuration.
+
+        Raises ValueError if the directory holds a different campaign (change ``directory`` or delete it)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if self.config_path.exists():
+            old = self.config_path.read_text()
+            if _comparable(old) != _comparable(config_toml):
+                raise ValueError(f"{self.root} holds a campaign with a different configuration "
+                                 f"({self.config_path}); choose another directory or remove it")
+            return
+        write_text_atomic(self.config_path, config_toml)
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[CampaignStore]:
+        """Hold the campaign's exclusive lock (non-blocking); :class:`CampaignBusy` if another process has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        fh = open(self.root / ".lock", "a+")  # noqa: SIM115 - held for the whole block
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.close()
+            raise CampaignBusy(f"another process is running the campaign in {self.root}") from None
+        try:
+            fh.seek(0)
+            fh.truncate()
+            fh.write(str(os.getpid()))
+            fh.flush()
+            yield self
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+            fh.close()
+
+    # ---- datasets and JSON -------------------------------------------------------------------------------
+    def write_dataset(self, name: str, ds: xr.Dataset, iteration: int | None = None) -> Path:
+        return write_netcdf(ds, self.path(name, iteration))
+
+    def read_dataset(self, name: str, iteration: int | None = None) -> xr.Dataset:
+        return read_netcdf(self.path(name, iteration))
+
+    def has(self, name: str, iteration: int | None = None) -> bool:
+        return self.path(name, iteration).exists()
+
+    def write_json(self, name: str, data: dict, iteration: int | None = None) -> Path:
+        return write_text_atomic(self.path(name, iteration), json.dumps(_jsonable(data), indent=1))
+
+    def read_json(self, name: str, iteration: int | None = None) -> dict:
+        return json.loads(self.path(name, iteration).read_text())
+
+    # ---- stage markers -----------------------------------------------------------------------------------
+    def mark_done(self, stage: str, iteration: int, info: dict | None = None) -> None:
+        """Write the completion marker of ``stage`` (last, after the stage's outputs)."""
+        if stage not in STAGES:
+            raise ValueError(f"unknown stage {stage!r}; stages are {STAGES}")
+        self.write_json(f"{stage}.done.json", info or {}, iteration)
+
+    def stage_done(self, stage: str, iteration: int) -> dict | None:
+        """The marker's content if ``stage`` of ``iteration`` finished, else None."""
+        p = self.path(f"{stage}.done.json", iteration)
+        return json.loads(p.read_text()) if p.exists() else None
+
+    # ---- labels ------------------------------------------------------------------------------------------
+    def read_labels(self) -> xr.Dataset | None:
+        return read_netcdf(self.labels_path) if self.labels_path.exists() else None
+
+    def add_labels(self, new: xr.Dataset, iteration: int, origin: str) -> xr.Dataset:
+        """Add labels of ``iteration`` to labels.nc, replacing rows of the same iteration and origin
+        (so that redoing a stage after a crash never duplicates labels). Returns the whole label set."""
+        new = new.copy()
+        n = new.sizes["config"]
+        new["iteration"] = ("config", np.full(n, iteration, np.int32))
+        new["origin"] = ("config", np.array([origin] * n, dtype=str))
+        old = self.read_labels()
+        parts = []
+        if old is not None:
+            keep = ~((old["iteration"].values == iteration) & (old["origin"].values.astype(str) == origin))
+            if keep.any():
+                parts.append(old.isel(config=np.flatnonzero(keep)))
+        if n:
+            parts.append(new)
+        if not parts:
+            return new
+        merged = concat([_fixed_width_strings(p) for p in parts]) if len(parts) > 1 else parts[0]
+        write_netcdf(merged, self.labels_path)
+        return merged
+
+    # ---- metrics -----------------------------------------------------------------------------------------
+    def read_metrics(self) -> xr.Dataset | None:
+        return read_netcdf(self.metrics_path) if self.metrics_path.exists() else None
+
+    def record_metrics(self, iteration: int, row: dict[str, float | int | str]) -> xr.Dataset:
+        """Write (or replace) the metrics of one iteration in metrics.nc (dim ``iteration``)."""
+        rows = {}
+        old = self.read_metrics()
+        if old is not None:
+            for i in old["iteration"].values:
+                rows[int(i)] = {k: old[k].sel(iteration=i).item() for k in old.data_vars}
+        rows[int(iteration)] = dict(row)
+        its = sorted(rows)
+        keys = list(dict.fromkeys(k for i in its for k in rows[i]))
+        data = {}
+        for k in keys:
+            values = [rows[i].get(k) for i in its]
+            if all(isinstance(v, str) or v is None for v in values):
+                data[k] = ("iteration", np.array(["" if v is None else v for v in values], dtype=object))
+            else:
+                data[k] = ("iteration", np.array([np.nan if v is None else v for v in values], dtype=float))
+        ds = xr.Dataset(data, coords={"iteration": np.array(its, np.int32)})
+        for k in ds.data_vars:
+            if k.endswith("_s"):
+                ds[k].attrs["units"] = "s"
+            elif "meV_per_atom" in k:
+                ds[k].attrs["units"] = "meV/atom"
+            elif "eV_per_A" in k:
+                ds[k].attrs["units"] = "eV/Å"
+        ds.attrs["schema"] = "pesflow.campaign_metrics/1"
+        write_netcdf(ds, self.metrics_path)
+        return ds
+
+
+def _fixed_width_strings(ds: xr.Dataset) -> xr.Dataset:
+    """Text variables as numpy unicode (object and fixed-width strings do not concatenate safely)."""
+    ds = ds.copy()
+    for name in ds.data_vars:
+        if ds[name].dtype.kind in "OSU":
+            ds[name] = ds[name].astype(str)
+    return ds
+
+
+def _comparable(toml_text: str) -> dict:
+    """The parts of a configuration that must match to resume (stopping budgets and executor may change)."""
+    import tomllib
+
+    data = tomllib.loads(toml_text)
+    for key in ("stopping", "executor", "directory"):
+        data.pop(key, None)
+    data.get("labeling", {}).pop("n_workers", None)
+    return data
