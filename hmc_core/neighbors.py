@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 _TINY = 1e-12
-SUBDIVISION = 2  # bins per cutoff length: 2 checks ~15.6 rc³ of candidates per atom instead of 27 rc³
+SUBDIVISION = 1  # bins per cutoff length (bins ≥ rc wide: 27 bins of candidates around each atom)
 
 
 def _basis(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
@@ -53,7 +53,7 @@ def _basis(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarr
 
 
 @njit(cache=True, nogil=True)
-def _build_kernel(positions, basis, inv_basis, pbc, rc, full, n_bins, search, table_dims):
+def _build_kernel(positions, basis, inv_basis, pbc, rc, full, n_bins, search, table_dims, row_cap):
     n = positions.shape[0]
     frac = positions @ inv_basis
     # Wrap periodic directions into [0, 1); open directions keep their coordinates.
@@ -102,25 +102,18 @@ def _build_kernel(positions, basis, inv_basis, pbc, rc, full, n_bins, search, ta
     h0 = (table_dims[0] - 1) // 2
     h1 = (t1 - 1) // 2
     h2 = (t2 - 1) // 2
-    capacity = max(16, 64 * n)
-    nbr = np.empty(capacity, np.int32)
-    code = np.empty(capacity, np.int32)
-    row_start = np.zeros(n, np.int64)
-    row_count = np.zeros(n, np.int64)
-    n_stencil = (2 * search[0] + 1) * (2 * search[1] + 1) * (2 * search[2] + 1)
-    st_bin = np.empty(n_stencil, np.int64)
-    st_code = np.empty(n_stencil, np.int32)
-    st_same = np.empty(n_stencil, np.bool_)
-    st_shift = np.empty((n_stencil, 3))
-    p = 0
+    # Rows are filled bin pair by bin pair into fixed-capacity scratch rows (row_cap per atom);
+    # the caller retries with a larger row_cap if any row overflows (then ``overflow`` > 0).
+    nbr_rows = np.empty((n, row_cap), np.int32)
+    code_rows = np.empty((n, row_cap), np.int32)
+    count = np.zeros(n, np.int64)
+    overflow = 0
     for b in range(n_cells):
         if start[b] == start[b + 1]:
             continue
         bx = b // (nby * nbz)
         by = (b // nbz) % nby
         bz = b % nbz
-        # Stencil of bin b: neighbouring (unwrapped) bins with their image codes and shifts.
-        ns = 0
         for ox in range(-search[0], search[0] + 1):
             cx = bx + ox
             mx = 0
@@ -146,59 +139,57 @@ def _build_kernel(positions, basis, inv_basis, pbc, rc, full, n_bins, search, ta
                     elif cz < 0 or cz >= nbz:
                         continue
                     # Half list: a pair seen from i at bin offset o is seen from j at −o; keep
-                    # lexicographically positive offsets, and j > i within the same bin.
+                    # lexicographically positive offsets, and j after i within the same bin.
                     same = ox == 0 and oy == 0 and oz == 0
                     upper = ox > 0 or (ox == 0 and (oy > 0 or (oy == 0 and oz > 0)))
                     if not full and not (upper or same):
                         continue
-                    st_bin[ns] = (cx * nby + cy) * nbz + cz
-                    st_code[ns] = ((mx + h0) * t1 + (my + h1)) * t2 + (mz + h2)
-                    st_same[ns] = same
-                    for a in range(3):
-                        st_shift[ns, a] = mx * basis[0, a] + my * basis[1, a] + mz * basis[2, a]
-                    ns += 1
-        for qi in range(start[b], start[b + 1]):
-            i = order[qi]
-            row_start[i] = p
-            for k in range(ns):
-                c = st_bin[k]
-                cc = st_code[k]
-                same = st_same[k]
-                xi0 = xs[qi, 0] - st_shift[k, 0]
-                xi1 = xs[qi, 1] - st_shift[k, 1]
-                xi2 = xs[qi, 2] - st_shift[k, 2]
-                for q in range(start[c], start[c + 1]):
-                    if same and (q == qi or (not full and q < qi)):
-                        continue
-                    dx = xs[q, 0] - xi0
-                    dy = xs[q, 1] - xi1
-                    dz = xs[q, 2] - xi2
-                    if dx * dx + dy * dy + dz * dz < rc2:
-                        if p == capacity:
-                            capacity *= 2
-                            grown = np.empty(capacity, np.int32)
-                            grown[:p] = nbr[:p]
-                            nbr = grown
-                            grown = np.empty(capacity, np.int32)
-                            grown[:p] = code[:p]
-                            code = grown
-                        nbr[p] = order[q]
-                        code[p] = cc
-                        p += 1
-            row_count[i] = p - row_start[i]
-    # Reorder rows from bin order to atom order (CSR by atom index).
+                    c = (cx * nby + cy) * nbz + cz
+                    cc = ((mx + h0) * t1 + (my + h1)) * t2 + (mz + h2)
+                    sx = mx * basis[0, 0] + my * basis[1, 0] + mz * basis[2, 0]
+                    sy = mx * basis[0, 1] + my * basis[1, 1] + mz * basis[2, 1]
+                    sz = mx * basis[0, 2] + my * basis[1, 2] + mz * basis[2, 2]
+                    c0 = start[c]
+                    c1 = start[c + 1]
+                    for qi in range(start[b], start[b + 1]):
+                        i = order[qi]
+                        xi0 = xs[qi, 0] - sx
+                        xi1 = xs[qi, 1] - sy
+                        xi2 = xs[qi, 2] - sz
+                        q0 = c0
+                        if same and not full:
+                            q0 = qi + 1
+                        k = count[i]
+                        for q in range(q0, c1):
+                            dx = xs[q, 0] - xi0
+                            dy = xs[q, 1] - xi1
+                            dz = xs[q, 2] - xi2
+                            if dx * dx + dy * dy + dz * dz < rc2:
+                                if same and q == qi:
+                                    continue
+                                if k < row_cap:
+                                    nbr_rows[i, k] = order[q]
+                                    code_rows[i, k] = cc
+                                k += 1
+                        count[i] = k
+                        if k > row_cap and k - row_cap > overflow:
+                            overflow = k - row_cap
     offsets = np.zeros(n + 1, np.int64)
     for i in range(n):
-        offsets[i + 1] = offsets[i] + row_count[i]
-    nbr_out = np.empty(p, np.int32)
-    code_out = np.empty(p, np.int32)
+        offsets[i + 1] = offsets[i] + min(count[i], row_cap)
+    nbr_out = np.empty(offsets[n], np.int32)
+    code_out = np.empty(offsets[n], np.int32)
+    if overflow == 0:
+        for i in range(n):
+            o = offsets[i]
+            for k in range(count[i]):
+                nbr_out[o + k] = nbr_rows[i, k]
+                code_out[o + k] = code_rows[i, k]
+    max_row = 0
     for i in range(n):
-        o = offsets[i]
-        r = row_start[i]
-        for k in range(row_count[i]):
-            nbr_out[o + k] = nbr[r + k]
-            code_out[o + k] = code[r + k]
-    return offsets, nbr_out, code_out, wrapped
+        if count[i] > max_row:
+            max_row = count[i]
+    return offsets, nbr_out, code_out, wrapped, overflow, max_row
 
 
 @njit(cache=True, nogil=True)
@@ -231,6 +222,7 @@ class NeighborList:
         self.skin = float(skin)
         self.full = bool(full)
         self.n_builds = 0
+        self._row_cap = 64
         self.offsets = np.zeros(1, np.int64)
         self.neighbors = np.zeros(0, np.int32)
         self.codes = np.zeros(0, np.int32)
@@ -280,9 +272,15 @@ class NeighborList:
                 span = (frac[:, k].max() - frac[:, k].min()) * height if len(frac) else 0.0
                 search[k] = int(np.ceil(rc * n_bins[k] / max(span, 1e-300) - 1e-12)) if n_bins[k] > 1 else 1
         table_dims = np.array([2 * s + 1 if p else 1 for s, p in zip(search, pbc, strict=True)], np.int64)
-        offsets, nbr, codes, wrapped = _build_kernel(
-            positions, basis, inv_basis, pbc, rc, self.full, n_bins, search, table_dims
-        )
+        while True:
+            offsets, nbr, codes, wrapped, overflow, max_row = _build_kernel(
+                positions, basis, inv_basis, pbc, rc, self.full, n_bins, search, table_dims, self._row_cap
+            )
+            if overflow == 0:
+                break
+            self._row_cap = int(max_row * 1.25) + 8
+        # Keep the scratch rows a little above the largest row seen, so the next build fits first time.
+        self._row_cap = max(16, int(max_row * 1.25) + 8)
         grid = np.stack(np.meshgrid(*[np.arange(d) - (d - 1) // 2 for d in table_dims], indexing="ij"), -1)
         self.image_table = grid.reshape(-1, 3).astype(np.float64)
         self.offsets, self.neighbors, self.codes = offsets, nbr, codes

@@ -26,6 +26,9 @@ from hmc_core.neighbors import NeighborList
 from hmc_core.potentials.base import Potential, PotentialError
 from hmc_core.units import METAL
 
+# Fast-math without the no-NaN/no-inf assumptions: overlapping atoms must still give inf (a rejection).
+FAST_FINITE = {"nsz", "arcp", "contract", "afn", "reassoc"}
+
 RARE_GAS = {  # symbol: (Z, ε/k_B in K, σ in Å)
     "Ne": (10, 36.8, 2.79),
     "Ar": (18, 119.8, 3.405),
@@ -34,7 +37,7 @@ RARE_GAS = {  # symbol: (Z, ε/k_B in K, σ in Å)
 }
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST_FINITE)
 def lj_pair(r2, c12, c6):
     """Pair energy and f/r for r² (length²): returns (u, −u'(r)/r)."""
     inv2 = 1.0 / r2
@@ -42,7 +45,7 @@ def lj_pair(r2, c12, c6):
     return inv6 * (c12 * inv6 - c6), inv6 * (12.0 * c12 * inv6 - 6.0 * c6) * inv2
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy", fastmath=FAST_FINITE)
 def lj_energy_forces(x, types, offsets, nbr, codes, shifts, c12, c6, rc2, eshift):
     """Energy, forces (N, 3) and virial (3, 3) from a half neighbour list."""
     n = x.shape[0]
