@@ -1,0 +1,317 @@
+"""Numba kernels of the Moment Tensor Potential (MLIP conventions).
+
+For atom i with neighbours j (full neighbour list, pair vector d = x_j − x_i, r = |d|, u = d / r):
+
+* radial basis (``RBChebyshev``): Q_β(r) = scaling · (max_dist − r)² · T_β(s), s = (2r − min − max)/(max − min),
+  T_β Chebyshev polynomials of the first kind, Q_β = 0 for r ≥ max_dist;
+* radial functions f_μ(r) = Σ_β c[z_i, z_j, μ, β] Q_β(r);
+* basic moments (``alpha_index_basic`` row k = {μ, a, b, c}): m_k = Σ_j f_μ(r_ij) u_x^a u_y^b u_z^c;
+* contractions (``alpha_index_times`` row {p, q, mult, t}): m_t += mult · m_p · m_q, in file order;
+* basis B_s = m[alpha_moment_mapping[s]]; site energy E_i = species_coeffs[z_i] + Σ_s ξ_s B_s.
+
+Derivatives go backwards through the contraction list (reverse mode) for energy/forces/virial, and
+forwards (per-neighbour Jacobians) for the design matrix of the linear fit. Units: Å, eV, eV/Å.
+All kernels take plain arrays: ``offsets``/``nbr``/``codes``/``shifts`` of a full
+:class:`hmc_core.neighbors.NeighborList`, ``types`` (N,) int32 indices into the potential's species.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _radial_basis(r, min_dist, max_dist, scaling, q, dq):
+    """Fill q[β], dq[β] (β < len(q)) with Q_β(r) and dQ_β/dr."""
+    nb = q.shape[0]
+    if r >= max_dist:
+        for b in range(nb):
+            q[b] = 0.0
+            dq[b] = 0.0
+        return
+    ds = 2.0 / (max_dist - min_dist)
+    s = (2.0 * r - (min_dist + max_dist)) / (max_dist - min_dist)
+    diff = max_dist - r
+    sm = scaling * diff * diff
+    dsm = -2.0 * scaling * diff
+    t0 = 1.0
+    dt0 = 0.0
+    q[0] = sm
+    dq[0] = dsm
+    if nb > 1:
+        t1 = s
+        dt1 = ds
+        q[1] = t1 * sm
+        dq[1] = dt1 * sm + t1 * dsm
+        for b in range(2, nb):
+            t2 = 2.0 * s * t1 - t0
+            dt2 = 2.0 * ds * t1 + 2.0 * s * dt1 - dt0
+            q[b] = t2 * sm
+            dq[b] = dt2 * sm + t2 * dsm
+            t0, t1 = t1, t2
+            dt0, dt1 = dt1, dt2
+
+
+@njit(cache=True, nogil=True)
+def _max_neighbors(offsets):
+    m = 0
+    for i in range(offsets.shape[0] - 1):
+        m = max(m, offsets[i + 1] - offsets[i])
+    return m
+
+
+@njit(cache=True, nogil=True)
+def _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close):
+    """Pair vectors d (n, 3), distances r, neighbour types and indices of atom i within max_dist.
+
+    Returns the count n; ``close`` (3,) records the smallest distance below min_dist as (r, i, j).
+    """
+    n = 0
+    rc2 = max_dist * max_dist
+    for p in range(offsets[i], offsets[i + 1]):
+        j = nbr[p]
+        s = codes[p]
+        dx = x[j, 0] - x[i, 0] + shifts[s, 0]
+        dy = x[j, 1] - x[i, 1] + shifts[s, 1]
+        dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2:
+            continue
+        rr = np.sqrt(r2)
+        if rr < min_dist and rr < close[0]:
+            close[0] = rr
+            close[1] = i
+            close[2] = j
+        d[n, 0] = dx
+        d[n, 1] = dy
+        d[n, 2] = dz
+        r[n] = rr
+        jt[n] = types[j]
+        jj[n] = j
+        n += 1
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _powers(n, d, r, max_pow, px, py, pz):
+    """Powers 0..max_pow of the unit-vector components of the first n pairs."""
+    for k in range(n):
+        inv = 1.0 / r[k]
+        ux = d[k, 0] * inv
+        uy = d[k, 1] * inv
+        uz = d[k, 2] * inv
+        px[k, 0] = 1.0
+        py[k, 0] = 1.0
+        pz[k, 0] = 1.0
+        for a in range(1, max_pow + 1):
+            px[k, a] = px[k, a - 1] * ux
+            py[k, a] = py[k, a - 1] * uy
+            pz[k, a] = pz[k, a - 1] * uz
+
+
+@njit(cache=True, nogil=True)
+def _radial_functions(n, r, ti, jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf):
+    """rf[k, μ] = f_μ(r_k) and drf = df_μ/dr for the first n pairs."""
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    for k in range(n):
+        _radial_basis(r[k], min_dist, max_dist, scaling, q[k], dq[k])
+        tj = jt[k]
+        for mu in range(n_mu):
+            v = 0.0
+            dv = 0.0
+            for b in range(nb):
+                c = radial_coeffs[ti, tj, mu, b]
+                v += c * q[k, b]
+                dv += c * dq[k, b]
+            rf[k, mu] = v
+            drf[k, mu] = dv
+
+
+@njit(cache=True, nogil=True)
+def _moments(n, basic, times, rf, px, py, pz, m):
+    """All moments m (n_moments,) of one neighbourhood: basic sums then the contraction list."""
+    m[:] = 0.0
+    for b in range(basic.shape[0]):
+        mu = basic[b, 0]
+        a = basic[b, 1]
+        bb = basic[b, 2]
+        c = basic[b, 3]
+        acc = 0.0
+        for k in range(n):
+            acc += rf[k, mu] * px[k, a] * py[k, bb] * pz[k, c]
+        m[b] = acc
+    for t in range(times.shape[0]):
+        m[times[t, 3]] += times[t, 2] * m[times[t, 0]] * m[times[t, 1]]
+
+
+@njit(cache=True, nogil=True)
+def _pair_gradient(k, mu, a, b, c, w, rk, rf, drf, px, py, pz, out):
+    """out += w · ∂[f_μ(r) u_x^a u_y^b u_z^c]/∂d for pair k (d the pair vector)."""
+    f = rf[k, mu]
+    inv = 1.0 / rk
+    ang = px[k, a] * py[k, b] * pz[k, c]
+    radial = w * ang * (drf[k, mu] - (a + b + c) * f * inv)
+    wf = w * f * inv
+    out[0] += radial * px[k, 1]
+    out[1] += radial * py[k, 1]
+    out[2] += radial * pz[k, 1]
+    if a > 0:
+        out[0] += wf * a * px[k, a - 1] * py[k, b] * pz[k, c]
+    if b > 0:
+        out[1] += wf * b * px[k, a] * py[k, b - 1] * pz[k, c]
+    if c > 0:
+        out[2] += wf * c * px[k, a] * py[k, b] * pz[k, c - 1]
+
+
+@njit(cache=True, nogil=True)
+def _workspace(max_nb, n_mu, nb, max_pow, n_moments):
+    d = np.empty((max_nb, 3))
+    r = np.empty(max_nb)
+    jt = np.empty(max_nb, np.int32)
+    jj = np.empty(max_nb, np.int64)
+    q = np.empty((max_nb, nb))
+    dq = np.empty((max_nb, nb))
+    rf = np.empty((max_nb, n_mu))
+    drf = np.empty((max_nb, n_mu))
+    px = np.empty((max_nb, max_pow + 1))
+    py = np.empty((max_nb, max_pow + 1))
+    pz = np.empty((max_nb, max_pow + 1))
+    m = np.empty(n_moments)
+    return d, r, jt, jj, q, dq, rf, drf, px, py, pz, m
+
+
+@njit(cache=True, nogil=True)
+def mtp_energy_forces(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                      species_coeffs, moment_coeffs, basic, times, mapping, n_moments):
+    """Site energies (N,) eV, forces (N, 3) eV/Å, virial W = −Σ d ⊗ ∂E/∂d (3, 3) eV, and ``close`` (3,):
+    (smallest pair distance below min_dist, i, j), or (inf, -1, -1) when none."""
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    max_pow = 0
+    for b in range(basic.shape[0]):
+        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
+    max_pow = max(max_pow, 1)
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
+    g = np.empty(n_moments)
+    grad = np.empty(3)
+    energies = np.empty(n_atoms)
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((3, 3))
+    close = np.array([np.inf, -1.0, -1.0])
+    n_basic = basic.shape[0]
+    for i in range(n_atoms):
+        ti = types[i]
+        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
+        _powers(n, d, r, max_pow, px, py, pz)
+        _radial_functions(n, r, ti, jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
+        _moments(n, basic, times, rf, px, py, pz, m)
+        e = species_coeffs[ti]
+        g[:] = 0.0
+        for s in range(mapping.shape[0]):
+            e += moment_coeffs[s] * m[mapping[s]]
+            g[mapping[s]] += moment_coeffs[s]
+        energies[i] = e
+        for t in range(times.shape[0] - 1, -1, -1):
+            gt = g[times[t, 3]]
+            if gt != 0.0:
+                w = times[t, 2] * gt
+                g[times[t, 0]] += w * m[times[t, 1]]
+                g[times[t, 1]] += w * m[times[t, 0]]
+        for k in range(n):
+            grad[:] = 0.0
+            for b in range(n_basic):
+                if g[b] != 0.0:
+                    _pair_gradient(k, basic[b, 0], basic[b, 1], basic[b, 2], basic[b, 3], g[b], r[k], rf, drf,
+                                   px, py, pz, grad)
+            j = jj[k]
+            for a in range(3):
+                forces[i, a] += grad[a]
+                forces[j, a] -= grad[a]
+                for c in range(3):
+                    virial[a, c] -= d[k, a] * grad[c]
+    return energies, forces, virial, close
+
+
+@njit(cache=True, nogil=True)
+def mtp_site_basis(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                   basic, times, mapping, n_moments):
+    """Per-atom basis values B (N, n_basis) (no species columns) and ``close`` as in :func:`mtp_energy_forces`."""
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    max_pow = 1
+    for b in range(basic.shape[0]):
+        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
+    out = np.empty((n_atoms, mapping.shape[0]))
+    close = np.array([np.inf, -1.0, -1.0])
+    for i in range(n_atoms):
+        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
+        _powers(n, d, r, max_pow, px, py, pz)
+        _radial_functions(n, r, types[i], jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
+        _moments(n, basic, times, rf, px, py, pz, m)
+        for s in range(mapping.shape[0]):
+            out[i, s] = m[mapping[s]]
+    return out, close
+
+
+@njit(cache=True, nogil=True)
+def mtp_basis_derivatives(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                          basic, times, mapping, n_moments):
+    """Basis sums and derivatives of one configuration for the linear fit.
+
+    Returns ``b`` (n_basis,) = Σ_i B_s(i), ``dbdx`` (N, 3, n_basis) = ∂b/∂x_j (1/Å),
+    ``dbde`` (3, 3, n_basis) = Σ_pairs d ⊗ ∂B/∂d (the strain derivative, unsymmetrised) and ``close``.
+    Forward mode: per-neighbour Jacobians of every moment are pushed through the contraction list.
+    """
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    n_basis = mapping.shape[0]
+    max_pow = 1
+    for b in range(basic.shape[0]):
+        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
+    dm = np.empty((n_moments, max_nb, 3))
+    bsum = np.zeros(n_basis)
+    dbdx = np.zeros((n_atoms, 3, n_basis))
+    dbde = np.zeros((3, 3, n_basis))
+    close = np.array([np.inf, -1.0, -1.0])
+    for i in range(n_atoms):
+        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
+        _powers(n, d, r, max_pow, px, py, pz)
+        _radial_functions(n, r, types[i], jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
+        _moments(n, basic, times, rf, px, py, pz, m)
+        dm[:, :n, :] = 0.0
+        for b in range(basic.shape[0]):
+            for k in range(n):
+                _pair_gradient(k, basic[b, 0], basic[b, 1], basic[b, 2], basic[b, 3], 1.0, r[k], rf, drf,
+                               px, py, pz, dm[b, k])
+        for t in range(times.shape[0]):
+            p1 = times[t, 0]
+            p2 = times[t, 1]
+            mult = times[t, 2]
+            tt = times[t, 3]
+            m1 = mult * m[p1]
+            m2 = mult * m[p2]
+            for k in range(n):
+                for a in range(3):
+                    dm[tt, k, a] += dm[p1, k, a] * m2 + m1 * dm[p2, k, a]
+        for s in range(n_basis):
+            ms = mapping[s]
+            bsum[s] += m[ms]
+            for k in range(n):
+                j = jj[k]
+                for a in range(3):
+                    v = dm[ms, k, a]
+                    dbdx[j, a, s] += v
+                    dbdx[i, a, s] -= v
+                    for c in range(3):
+                        dbde[c, a, s] += d[k, c] * v
+    return bsum, dbdx, dbde, close
