@@ -45,7 +45,7 @@ def per_atom_basis(mtp: MTP, positions, cell, pbc, species, include_species: boo
     cell = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64).reshape(3, 3)
     types = mtp.prepare(species)
     nlist = NeighborList(mtp.cutoff, 0.0, full=True)
-    nlist.build(x, cell, pbc)
+    x = nlist.build(x, cell, pbc)  # shifts refer to the wrapped positions
     b = mtp.site_basis(x, cell, types, nlist)
     if not include_species:
         return b
