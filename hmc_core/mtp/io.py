@@ -1,11 +1,11 @@
 """MLIP file formats: ``.mtp`` potentials (trained or untrained templates) and ``.cfg`` training sets.
 
 ``.mtp`` files carry species indices 0, 1, …, not elements; pesflow writes the elements into
-``potential_tag`` as ``species=42,3`` (a free text field MLIP and motep keep) and otherwise needs
+``potential_tag`` as ``species:42,3`` (a free text field MLIP and motep keep) and otherwise needs
 ``species=`` when reading. ``.cfg`` files: MLIP's ``BEGIN_CFG … END_CFG`` blocks with ``Size``,
 ``Supercell`` (rows = lattice vectors, Å; absent for open structures), ``AtomData`` (``id type cartes_x …``
 or ``direct_x …``, optional ``fx fy fz`` eV/Å), ``Energy`` (eV) and ``PlusStress`` (= −stress · volume, eV,
-order xx yy zz yz xz xy). Numbers are written with 17 significant digits so a round trip is exact.
+order xx yy zz yz xz xy). Numbers are written exactly (shortest round-trip decimals; fixed notation in ``.cfg``).
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ def read_mtp(path: str | os.PathLike, species: Sequence[int] | None = None, belo
     """Read an MLIP ``.mtp`` file as an :class:`MTP`.
 
     ``species``: atomic numbers for the file's species indices 0, 1, … (default: from a pesflow
-    ``potential_tag = species=…``). An untrained template gets MLIP's starting point: radial
+    ``potential_tag = species:…``). An untrained template gets MLIP's starting point: radial
     coefficients U(−0.1, 0.1) from ``seed``, zero species and moment coefficients, scaling 1.
     """
     fields = read_mtp_fields(path)
@@ -158,8 +158,8 @@ def read_mtp(path: str | os.PathLike, species: Sequence[int] | None = None, belo
     s = fields["species_count"]
     if species is None:
         tag = fields.get("potential_tag", "")
-        if tag.startswith("species="):
-            species = [int(v) for v in tag[len("species="):].split(",") if v]
+        if tag.startswith("species:"):
+            species = [int(v) for v in tag[len("species:"):].split(",") if v]
         else:
             raise MTPFileError(f"{path} does not say which elements its {s} species are; pass species=[Z0, Z1, …] "
                                "(atomic numbers in the order of the file's species indices)")
@@ -189,6 +189,11 @@ def _fmt(v: float) -> str:
     return f"{v:.16e}"
 
 
+def _pos(v: float) -> str:
+    """Shortest exact decimal without exponent (MLIP-style fixed notation; motep's reader needs it)."""
+    return np.format_float_positional(float(v), unique=True, trim="-")
+
+
 def _list(values, fmt=str) -> str:
     return "{" + ", ".join(fmt(v) for v in values) + "}"
 
@@ -199,7 +204,7 @@ def format_mtp(mtp: MTP, untrained: bool = False) -> str:
     out = ["MTP", f"version = {mtp.extra.get('version', '1.1.0')}", f"potential_name = {mtp.potential_name}"]
     if not untrained:
         out.append(f"scaling = {_fmt(mtp.scaling)}")
-    out += [f"species_count = {mtp.n_species}", "potential_tag = species=" + ",".join(str(z) for z in mtp.species),
+    out += [f"species_count = {mtp.n_species}", "potential_tag = species:" + ",".join(str(z) for z in mtp.species),
             "radial_basis_type = RBChebyshev", f"\tmin_dist = {_fmt(mtp.min_dist)}",
             f"\tmax_dist = {_fmt(mtp.max_dist)}", f"\tradial_basis_size = {mtp.radial_basis_size}",
             f"\tradial_funcs_count = {b.radial_funcs_count}"]
@@ -270,6 +275,8 @@ def read_cfg(path: str | os.PathLike, species: Sequence[int]) -> xr.Dataset:
                     if size is None:
                         raise err("AtomData before Size")
                     cols = words[1:]
+                    if k + size >= len(lines):
+                        raise err(f"AtomData announces {size} atoms but the file ends first")
                     table = [lines[k + 1 + a].split() for a in range(size)]
                     if any(len(row) != len(cols) for row in table):
                         raise err(f"AtomData rows must have {len(cols)} columns ({' '.join(cols)})")
@@ -346,20 +353,20 @@ def write_cfg(ds: xr.Dataset, path: str | os.PathLike, species: Sequence[int] | 
         out += ["BEGIN_CFG", " Size", f"    {n}"]
         if pbc.all():
             out.append(" Supercell")
-            out += ["    " + " ".join(_fmt(v) for v in row) for row in cell]
+            out += ["    " + " ".join(_pos(v) for v in row) for row in cell]
         cols = " AtomData:  id type cartes_x cartes_y cartes_z" + (" fx fy fz" if f is not None else "")
         out.append(cols)
         for a in range(n):
-            row = f"    {a + 1} {lookup[int(z[a])]} " + " ".join(_fmt(v) for v in x[a])
+            row = f"    {a + 1} {lookup[int(z[a])]} " + " ".join(_pos(v) for v in x[a])
             if f is not None:
-                row += " " + " ".join(_fmt(v) for v in f[a])
+                row += " " + " ".join(_pos(v) for v in f[a])
             out.append(row)
         if "energy" in ds and np.isfinite(ds["energy"].values[c]):
-            out += [" Energy", f"    {_fmt(ds['energy'].values[c])}"]
+            out += [" Energy", f"    {_pos(ds['energy'].values[c])}"]
         if "stress" in ds and pbc.all() and np.all(np.isfinite(ds["stress"].values[c])):
             vol = abs(np.linalg.det(cell))
             out += [" PlusStress: xx yy zz yz xz xy",
-                    "    " + " ".join(_fmt(-v * vol) for v in ds["stress"].values[c])]
+                    "    " + " ".join(_pos(-v * vol) for v in ds["stress"].values[c])]
         out += ["END_CFG", ""]
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
