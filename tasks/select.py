@@ -1,0 +1,125 @@
+"""Select stage: extrapolation grades of sampled configurations → at most ``budget`` candidates to label.
+
+Plain function :func:`select_candidates` (testable without Prefect) and its Prefect task :data:`select_task`.
+
+Rule (MLIP's active learning, Podryabinkin & Shapeev 2017): a configuration is a candidate when its
+grade γ (w.r.t. the current active set) is ≥ ``threshold`` (default 2). Among the candidates, greedy
+MaxVol picks, one configuration at a time, the one whose row grows the active-set volume most, then
+updates the grades of the rest (so near-duplicates from one HMC chain lose their grade once one of
+them is picked), until ``budget`` configurations are chosen or none would grow the volume
+(γ ≤ 1 + ``tol``). In atom mode, rows of an already chosen configuration are swapped in for free.
+
+Configurations with γ ≥ ``break_threshold`` (default 10) are *selected like the others*, not
+discarded: they are where the potential extrapolates most and so carry the most information (MLIP
+labels them too). Their ``reason`` is ``"break"`` so a campaign can count them: they show that a
+chain left the trusted region (the HMC grade monitor stops chains there). Configurations whose
+basis is not finite (atoms closer than the potential's ``min_dist``) get γ = inf, reason
+``"invalid"``, and are never selected.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from prefect import task
+
+from hmc_core.configurations import validate
+from hmc_core.uncertainty import ActiveSet, configuration_rows
+
+#: fixed grade-histogram bin edges (so pool summaries of different iterations line up)
+GRADE_BIN_EDGES = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 26), [np.inf]])
+REASONS = ("below_threshold", "not_chosen", "extrapolation", "break", "invalid")
+
+
+def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: float = 2.0,
+                      break_threshold: float = 10.0, budget: int = 20, seed: int = 0,
+                      tol: float = 1e-3) -> tuple[xr.Dataset, xr.Dataset]:
+    """Choose at most ``budget`` configurations of ``pool`` to label (see module docstring).
+
+    pool: configurations dataset (e.g. HMC samples); mtp: the potential whose basis defines the
+    grades (an :class:`hmc_core.mtp.MTP` or a per-atom basis callable); active_set: the current
+    :class:`~hmc_core.uncertainty.ActiveSet` (not modified). ``seed`` fixes the order in which ties
+    are broken (the result is deterministic for a seed).
+
+    Returns ``selected``: the chosen configurations (schema of ``pool`` plus ``grade`` γ before
+    selection, ``volume_gain`` (the factor by which each pick grew |det A|), ``selection_rank``,
+    ``pool_index`` and ``reason`` ∈ {"extrapolation", "break"}), and ``pool_summary``: per pool
+    configuration ``grade``, ``selected``, ``reason``; the grade histogram (``grade_count`` over
+    ``grade_bin`` with ``grade_bin_lower``/``grade_bin_upper``); thresholds and counts as attributes.
+    """
+    if not (np.isfinite(threshold) and threshold >= 1.0):
+        raise ValueError(f"threshold must be ≥ 1 (γ ≤ 1 is interpolation), got {threshold}")
+    if not break_threshold >= threshold:
+        raise ValueError(f"break_threshold ({break_threshold}) must be ≥ threshold ({threshold})")
+    if int(budget) != budget or budget < 0:
+        raise ValueError(f"budget must be a non-negative integer, got {budget}")
+    validate(pool)
+    n = pool.sizes["config"]
+    if n == 0:
+        raise ValueError("the pool of configurations is empty")
+    rows, row_config, _ = configuration_rows(mtp, pool, active_set.mode)
+    finite_row = np.isfinite(rows).all(axis=1)
+    valid = np.ones(n, bool)
+    valid[row_config[~finite_row]] = False
+    keep = valid[row_config]
+    rows, row_config = np.ascontiguousarray(rows[keep]), row_config[keep]
+
+    grades = np.full(n, np.inf)
+    if len(rows):
+        grades[valid] = active_set.config_grades(rows, row_config, n)[valid]
+    candidate = valid & (grades >= threshold)
+
+    # tie-breaking order: a seeded permutation of the configurations
+    perm = np.random.default_rng(seed).permutation(n)
+    rank_of = np.empty(n, np.int64)
+    rank_of[perm] = np.arange(n)
+    order = np.argsort(rank_of[row_config], kind="stable")
+    sel = active_set.select(rows[order], rank_of[row_config[order]], n, int(budget), tol=tol,
+                            candidates=candidate[perm])
+    chosen = perm[sel.chosen]
+
+    reason = np.where(~valid, "invalid", np.where(grades < threshold, "below_threshold", "not_chosen")).astype(object)
+    reason[chosen] = np.where(grades[chosen] >= break_threshold, "break", "extrapolation")
+    selected_flag = np.zeros(n, np.int8)
+    selected_flag[chosen] = 1
+
+    out = pool.isel(config=chosen)
+    out["grade"] = ("config", grades[chosen])
+    out["volume_gain"] = ("config", sel.gain)
+    out["selection_rank"] = ("config", np.arange(len(chosen), dtype=np.int32))
+    out["pool_index"] = ("config", chosen.astype(np.int64))
+    out["reason"] = ("config", reason[chosen].astype(str))
+    out.attrs.update(_attrs(threshold, break_threshold, budget, seed, active_set))
+
+    counts, _ = np.histogram(np.where(np.isfinite(grades), grades, 1e300), bins=GRADE_BIN_EDGES)
+    summary = xr.Dataset(
+        {
+            "grade": ("config", grades),
+            "selected": ("config", selected_flag),
+            "reason": ("config", reason.astype(str)),
+            "grade_count": ("grade_bin", counts.astype(np.int64)),
+            "grade_bin_lower": ("grade_bin", GRADE_BIN_EDGES[:-1]),
+            "grade_bin_upper": ("grade_bin", GRADE_BIN_EDGES[1:]),
+        },
+        attrs={
+            **_attrs(threshold, break_threshold, budget, seed, active_set),
+            "schema": "pesflow.selection_summary/1",
+            "n_pool": int(n),
+            "n_invalid": int((~valid).sum()),
+            "n_candidates": int(candidate.sum()),
+            "n_selected": int(len(chosen)),
+            "n_break": int((valid & (grades >= break_threshold)).sum()),
+            "max_grade": float(grades[valid].max()) if valid.any() else float("nan"),
+            "n_swaps": int(sel.n_swaps),
+        },
+    )
+    summary["grade"].attrs["description"] = "extrapolation grade max|b A^-1| w.r.t. the active set before selection"
+    return out, summary
+
+
+def _attrs(threshold, break_threshold, budget, seed, active_set: ActiveSet) -> dict:
+    return {"selection_threshold": float(threshold), "break_threshold": float(break_threshold),
+            "budget": int(budget), "seed": int(seed), "active_set_mode": active_set.mode}
+
+
+select_task = task(select_candidates, name="select", task_run_name="select-{budget}-of-pool")

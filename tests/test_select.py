@@ -1,0 +1,100 @@
+"""Candidate selection (tasks/select.py) and the HMC grade monitor with a real MTP basis.
+
+The MTP is the level-10 MLIP fixture ``../shared/data/mtp/cubic_level10.mtp`` (its basis only
+matters here; species mapped to argon), evaluated on small argon clusters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hmc_core.configurations import make_configurations
+from hmc_core.uncertainty import build_active_set, configuration_grades, grade_monitor
+from tasks.select import REASONS, select_candidates, select_task
+
+BASE = np.array([[0, 0, 0], [3.7, 0, 0], [0, 3.7, 0], [0, 0, 3.7], [3.7, 3.7, 0], [3.7, 0, 3.7]], float)
+
+
+@pytest.fixture(scope="module")
+def mtp(shared_data):
+    from hmc_core.mtp import read_mtp
+
+    return read_mtp(shared_data / "mtp" / "cubic_level10.mtp", species=[18])
+
+
+def clusters(n, scale, seed):
+    rng = np.random.default_rng(seed)
+    pos = [BASE + scale * rng.standard_normal(BASE.shape) for _ in range(n)]
+    return make_configurations(pos, [np.full(len(BASE), 18)] * n)
+
+
+@pytest.fixture(scope="module")
+def setup(mtp):
+    train = clusters(12, 0.05, seed=0)
+    active = build_active_set(mtp, train, mode="atom")
+    rng = np.random.default_rng(5)
+    far = clusters(8, 0.5, seed=1)
+    # a pool with near-duplicates: every far configuration three times, slightly perturbed
+    pos = np.concatenate([far["positions"].values + 1e-4 * rng.standard_normal(far["positions"].shape)
+                          for _ in range(3)] + [train["positions"].values])
+    pool = make_configurations(list(pos), [np.full(len(BASE), 18)] * len(pos))
+    return train, active, pool
+
+
+def test_selection_budget_no_duplicates_deterministic(mtp, setup):
+    _, active, pool = setup
+    sel, summary = select_candidates(pool, mtp, active, budget=5, seed=3)
+    idx = sel["pool_index"].values
+    assert 0 < len(idx) <= 5 and len(set(idx)) == len(idx)
+    assert len(set(idx % 8)) == len(idx)  # never two copies of the same far configuration
+    assert np.all(sel["grade"].values >= 2.0)
+    assert set(sel["reason"].values) <= {"extrapolation", "break"}
+    assert set(summary["reason"].values) <= set(REASONS)
+    assert summary["grade_count"].sum() == pool.sizes["config"]
+    assert summary.attrs["n_selected"] == len(idx) and summary["selected"].sum() == len(idx)
+    # training configurations are interpolation: never candidates
+    assert np.all(summary["grade"].values[24:] <= 1.0 + 1e-3)
+    again, _ = select_candidates(pool, mtp, active, budget=5, seed=3)
+    assert np.array_equal(again["pool_index"].values, idx)
+    np.testing.assert_array_equal(again["positions"].values, sel["positions"].values)
+    # selected rows equal the pool rows, labels of the pool schema kept
+    np.testing.assert_array_equal(sel["positions"].values, pool["positions"].values[idx])
+
+
+def test_selection_thresholds_and_break_reason(mtp, setup):
+    _, active, pool = setup
+    grades = configuration_grades(mtp, active, pool)
+    sel, summary = select_candidates(pool, mtp, active, threshold=2.0, break_threshold=float(np.median(grades[:24])),
+                                     budget=50)
+    assert "break" in set(sel["reason"].values)
+    nothing, s2 = select_candidates(pool, mtp, active, threshold=1e12, break_threshold=1e13, budget=5)
+    assert nothing.sizes["config"] == 0 and s2.attrs["n_candidates"] == 0
+    zero, _ = select_candidates(pool, mtp, active, budget=0)
+    assert zero.sizes["config"] == 0
+    with pytest.raises(ValueError, match="threshold"):
+        select_candidates(pool, mtp, active, threshold=0.5)
+    with pytest.raises(ValueError, match="budget"):
+        select_candidates(pool, mtp, active, budget=-1)
+
+
+def test_select_task_matches_plain_function(mtp, setup):
+    _, active, pool = setup
+    plain, _ = select_candidates(pool, mtp, active, budget=3)
+    via_task, _ = select_task.fn(pool, mtp, active, budget=3)
+    assert np.array_equal(plain["pool_index"].values, via_task["pool_index"].values)
+
+
+def test_grade_monitor_stops_hmc_chain(mtp, setup):
+    """An argon HMC chain at high temperature leaves the trusted region; the monitor stops it."""
+    from hmc_core.hmc import HMCConfig, HMCSampler, run_chain
+    from hmc_core.potentials import ForceField, LennardJones
+
+    _, active, _ = setup
+    species = np.full(len(BASE), 18)
+    mon = grade_monitor(mtp, active, species)
+    assert mon(BASE) <= 1.5
+    lj = LennardJones.rare_gas("Ar", tail=False)
+    sampler = HMCSampler(ForceField(lj, species), HMCConfig(temperature=300.0, dt=5.0, n_steps=10))
+    res = run_chain(sampler, BASE, n_samples=200, seed=1, monitor=mon, stop_above=10.0)
+    assert res.stopped_early and res.monitor[-1] > 10.0 and np.all(res.monitor[:-1] <= 10.0)
