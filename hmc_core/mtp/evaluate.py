@@ -315,3 +315,114 @@ def mtp_basis_derivatives(x, types, offsets, nbr, codes, shifts, min_dist, max_d
                     for c in range(3):
                         dbde[c, a, s] += d[k, c] * v
     return bsum, dbdx, dbde, close
+
+
+@njit(cache=True, nogil=True)
+def mtp_loss_gradient(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                      moment_coeffs, basic, times, mapping, n_moments, alpha, lam, rmat):
+    """Gradient of Φ = α E + Σ_j λ_j · ∂E/∂x_j + Σ_ab R_ab X_ab with respect to the radial coefficients,
+    where X = Σ_pairs d ⊗ ∂E/∂d (the strain derivative) and α (scalar), λ (N, 3), R (3, 3) are held fixed.
+
+    With α, λ, R set from weighted residuals this is the gradient of a least-squares loss over energy,
+    forces and stress (see :mod:`hmc_core.mtp.fit`). Forward tangents ṁ (directional derivatives of all
+    moments along the pair tangents t_p = λ_j − λ_i + Rᵀ d_p) are pushed through the contraction list,
+    then adjoints of (m, ṁ) are pulled back to the coefficients c[z_i, z_j, μ, β]. Returns (S, S, n_μ, n_β).
+    """
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    n_basic = basic.shape[0]
+    max_pow = 1
+    for b in range(n_basic):
+        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
+    tang = np.empty((max_nb, 3))
+    ua = np.empty((max_nb, n_basic))  # U_k (u·t)
+    ub = np.empty((max_nb, n_basic))  # (1/r)[−ν U_k (u·t) + Σ ∂U_k/∂u · t]
+    uu = np.empty((max_nb, n_basic))  # U_k
+    md = np.empty(n_moments)
+    adj_m = np.empty(n_moments)
+    adj_d = np.empty(n_moments)
+    grad = np.zeros(radial_coeffs.shape)
+    close = np.array([np.inf, -1.0, -1.0])
+    s1 = np.empty(n_mu)
+    s2 = np.empty(n_mu)
+    for i in range(n_atoms):
+        ti = types[i]
+        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
+        _powers(n, d, r, max_pow, px, py, pz)
+        _radial_functions(n, r, ti, jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
+        for k in range(n):
+            j = jj[k]
+            for a in range(3):
+                tang[k, a] = lam[j, a] - lam[i, a] + rmat[0, a] * d[k, 0] + rmat[1, a] * d[k, 1] + rmat[2, a] * d[k, 2]
+            inv = 1.0 / r[k]
+            ut = (px[k, 1] * tang[k, 0] + py[k, 1] * tang[k, 1] + pz[k, 1] * tang[k, 2])
+            for b in range(n_basic):
+                ea = basic[b, 1]
+                eb = basic[b, 2]
+                ec = basic[b, 3]
+                u = px[k, ea] * py[k, eb] * pz[k, ec]
+                part = 0.0
+                if ea > 0:
+                    part += ea * px[k, ea - 1] * py[k, eb] * pz[k, ec] * tang[k, 0]
+                if eb > 0:
+                    part += eb * px[k, ea] * py[k, eb - 1] * pz[k, ec] * tang[k, 1]
+                if ec > 0:
+                    part += ec * px[k, ea] * py[k, eb] * pz[k, ec - 1] * tang[k, 2]
+                uu[k, b] = u
+                ua[k, b] = u * ut
+                ub[k, b] = inv * (part - (ea + eb + ec) * u * ut)
+        # Forward: values and tangents of all moments.
+        m[:] = 0.0
+        md[:] = 0.0
+        for b in range(n_basic):
+            mu = basic[b, 0]
+            v = 0.0
+            vd = 0.0
+            for k in range(n):
+                v += rf[k, mu] * uu[k, b]
+                vd += drf[k, mu] * ua[k, b] + rf[k, mu] * ub[k, b]
+            m[b] = v
+            md[b] = vd
+        for t in range(times.shape[0]):
+            p1 = times[t, 0]
+            p2 = times[t, 1]
+            mult = times[t, 2]
+            tt = times[t, 3]
+            m[tt] += mult * m[p1] * m[p2]
+            md[tt] += mult * (md[p1] * m[p2] + m[p1] * md[p2])
+        # Reverse: adjoints of m (adj_m) and ṁ (adj_d).
+        adj_m[:] = 0.0
+        adj_d[:] = 0.0
+        for s in range(mapping.shape[0]):
+            adj_m[mapping[s]] += alpha * moment_coeffs[s]
+            adj_d[mapping[s]] += moment_coeffs[s]
+        for t in range(times.shape[0] - 1, -1, -1):
+            p1 = times[t, 0]
+            p2 = times[t, 1]
+            mult = times[t, 2]
+            tt = times[t, 3]
+            at = mult * adj_d[tt]
+            bt = mult * adj_m[tt]
+            if at != 0.0:
+                adj_d[p1] += at * m[p2]
+                adj_d[p2] += at * m[p1]
+                adj_m[p1] += at * md[p2]
+                adj_m[p2] += at * md[p1]
+            if bt != 0.0:
+                adj_m[p1] += bt * m[p2]
+                adj_m[p2] += bt * m[p1]
+        for k in range(n):
+            s1[:] = 0.0
+            s2[:] = 0.0
+            for b in range(n_basic):
+                mu = basic[b, 0]
+                s1[mu] += adj_m[b] * uu[k, b] + adj_d[b] * ub[k, b]
+                s2[mu] += adj_d[b] * ua[k, b]
+            tj = jt[k]
+            for mu in range(n_mu):
+                for beta in range(nb):
+                    grad[ti, tj, mu, beta] += s1[mu] * q[k, beta] + s2[mu] * dq[k, beta]
+    return grad

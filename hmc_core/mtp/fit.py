@@ -1,0 +1,330 @@
+"""Fitting an MTP to energies, forces and stresses.
+
+Loss (per configuration k with N_k atoms, volume V_k; weights from :class:`FitSettings`):
+
+    L = Σ_k [ w_E (ΔE_k / N_k)²  +  w_F / (3 N_k) Σ_{j,a} ΔF_{k,j,a}²  +  w_S / 6 Σ_v (Δσ_{k,v} V_k / N_k)² ]
+        + l2 |y|²,
+
+energies in eV/atom, forces eV/Å, stresses as virial per atom (eV/atom); y are the linear coefficients
+(species constants and moment coefficients) scaled by their design-matrix column norms. Missing labels
+(NaN) simply drop their terms.
+
+* :func:`fit_linear`: radial coefficients fixed; the energy is linear in (species_coeffs, moment_coeffs),
+  so the weighted least-squares problem is solved exactly (design matrix from the Numba kernel
+  :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`, augmented-``lstsq`` ridge solve).
+* :func:`fit_full`: radial coefficients optimised as well, by variable projection: for given radial
+  coefficients the linear coefficients are the exact ridge solution, and L-BFGS-B minimises the
+  remaining loss over the radial coefficients with the analytic gradient of
+  :func:`~hmc_core.mtp.evaluate.mtp_loss_gradient` (envelope theorem). Starts from the given potential;
+  deterministic (no random numbers once the starting point is fixed).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import xarray as xr
+from scipy.optimize import minimize
+
+from hmc_core.configurations import config_arrays, validate
+from hmc_core.mtp.evaluate import mtp_basis_derivatives, mtp_loss_gradient
+from hmc_core.mtp.potential import MTP
+from hmc_core.neighbors import NeighborList
+from hmc_core.potentials.base import PotentialError
+
+EV_PER_A3_TO_GPA = 160.21766208
+_VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """Weights of the loss (see module docstring), ridge strength and optimiser limits."""
+
+    energy_weight: float = 1.0
+    force_weight: float = 0.01
+    stress_weight: float = 0.0
+    l2: float = 1e-12
+    max_iter: int = 200
+    tol: float = 1e-10
+
+    def __post_init__(self):
+        for name in ("energy_weight", "force_weight", "stress_weight", "l2"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"FitSettings.{name} must be a finite number ≥ 0, got {v}")
+        if self.energy_weight + self.force_weight + self.stress_weight <= 0:
+            raise ValueError("at least one of energy_weight, force_weight, stress_weight must be positive")
+        if self.max_iter < 0:
+            raise ValueError(f"FitSettings.max_iter must be ≥ 0, got {self.max_iter}")
+
+
+def usable_configurations(ds: xr.Dataset) -> np.ndarray:
+    """Indices of configurations that may enter a fit: finite energy, and ``status == "ok"`` when a
+    ``status`` variable exists (failed labels never enter fits)."""
+    validate(ds)
+    ok = np.ones(ds.sizes["config"], dtype=bool)
+    if "energy" not in ds:
+        raise ValueError("the configurations have no 'energy' variable; label them before fitting")
+    ok &= np.isfinite(ds["energy"].values)
+    if "status" in ds:
+        ok &= np.asarray(ds["status"].values).astype(str) == "ok"
+    return np.nonzero(ok)[0]
+
+
+class TrainingData:
+    """Configurations prepared once for repeated fits: wrapped positions, types, neighbour lists, labels."""
+
+    def __init__(self, mtp: MTP, ds: xr.Dataset, indices=None):
+        validate(ds)
+        idx = usable_configurations(ds) if indices is None else np.asarray(indices, dtype=int)
+        if len(idx) == 0:
+            raise ValueError("no configuration with finite labels (and status 'ok') to fit")
+        self.indices = idx
+        self.items = []
+        for k in idx:
+            x, z, cell, pbc = config_arrays(ds, int(k))
+            types = mtp.prepare(z)
+            nl = NeighborList(mtp.cutoff, 0.0, full=True)
+            x = nl.build(x, cell, pbc)
+            n = len(z)
+            forces = ds["forces"].values[k, :n] if "forces" in ds else np.full((n, 3), np.nan)
+            stress = ds["stress"].values[k] if "stress" in ds else np.full(6, np.nan)
+            volume = abs(np.linalg.det(cell)) if pbc.all() else np.nan
+            self.items.append({"x": x, "types": types, "nlist": (nl.offsets, nl.neighbors, nl.codes, nl.shifts),
+                               "n": n, "volume": volume, "energy": float(ds["energy"].values[k]),
+                               "forces": np.asarray(forces, dtype=np.float64), "stress": np.asarray(stress)})
+        self.groups = np.asarray(ds["group"].values)[idx].astype(str) if "group" in ds else None
+        self.species = mtp.species
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def n_atoms(self) -> int:
+        return sum(it["n"] for it in self.items)
+
+
+def _kernel_args(mtp: MTP):
+    return (mtp.min_dist, mtp.max_dist, mtp.scaling, mtp.radial_coeffs)
+
+
+def _check_close(mtp: MTP, close, k):
+    if np.isfinite(close[0]) and mtp.below_min_dist != "allow":
+        raise PotentialError(f"training configuration {k}: atoms {int(close[1])} and {int(close[2])} are "
+                             f"{close[0]:.3f} Å apart, below min_dist = {mtp.min_dist} Å; lower min_dist or drop it")
+
+
+def design_matrix(mtp: MTP, data: TrainingData, settings: FitSettings):
+    """Weighted design matrix A (rows, n_species + n_basis), targets b (rows,) and the row kinds
+    (0 energy, 1 force, 2 stress) for the linear coefficients; rows of missing labels are left out."""
+    b_ = mtp.basis
+    s = mtp.n_species
+    blocks, targets, kinds = [], [], []
+    we, wf, ws = settings.energy_weight, settings.force_weight, settings.stress_weight
+    for c, it in enumerate(data.items):
+        bsum, dbdx, dbde, close = mtp_basis_derivatives(
+            it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), b_.alpha_index_basic, b_.alpha_index_times,
+            b_.alpha_moment_mapping, b_.alpha_moments_count)
+        _check_close(mtp, close, int(data.indices[c]))
+        n = it["n"]
+        counts = np.bincount(it["types"], minlength=s).astype(np.float64)
+        if we > 0 and np.isfinite(it["energy"]):
+            w = np.sqrt(we)
+            blocks.append(w * np.concatenate([counts, bsum])[None, :] / n)
+            targets.append([w * it["energy"] / n])
+            kinds.append([0])
+        f = it["forces"]
+        if wf > 0 and np.all(np.isfinite(f)):
+            w = np.sqrt(wf / (3 * n))
+            rows = np.zeros((3 * n, s + b_.n_basis))
+            rows[:, s:] = -w * dbdx.reshape(3 * n, -1)
+            blocks.append(rows)
+            targets.append(w * f.reshape(-1))
+            kinds.append(np.ones(3 * n, int))
+        st = it["stress"]
+        if ws > 0 and np.isfinite(it["volume"]) and np.all(np.isfinite(st)):
+            w = np.sqrt(ws / 6)
+            sym = 0.5 * (dbde + dbde.transpose(1, 0, 2))
+            rows = np.zeros((6, s + b_.n_basis))
+            for v, (a, bb) in enumerate(_VOIGT):
+                rows[v, s:] = w * sym[a, bb] / n
+            blocks.append(rows)
+            targets.append(w * st * it["volume"] / n)
+            kinds.append(np.full(6, 2))
+    if not blocks:
+        raise ValueError("no labels with positive weight: check the weights and that energies/forces are finite")
+    return np.concatenate(blocks), np.concatenate(targets), np.concatenate(kinds)
+
+
+def solve_ridge(a: np.ndarray, b: np.ndarray, l2: float, scale: np.ndarray | None = None):
+    """Minimise |A θ − b|² + l2 |θ · scale|² (scale = column norms unless given) by ``lstsq`` on the
+    augmented system; returns (θ, scale)."""
+    if scale is None:
+        scale = np.linalg.norm(a, axis=0)
+        scale[scale == 0] = 1.0
+    a_s = a / scale
+    if l2 > 0:
+        a_s = np.vstack([a_s, np.sqrt(l2) * np.eye(a.shape[1])])
+        b = np.concatenate([b, np.zeros(a.shape[1])])
+    y = np.linalg.lstsq(a_s, b, rcond=None)[0]
+    return y / scale, scale
+
+
+def fit_linear(mtp: MTP, data: TrainingData | xr.Dataset, settings: FitSettings = FitSettings()) -> MTP:
+    """A copy of ``mtp`` with species and moment coefficients fitted (radial coefficients unchanged)."""
+    if not isinstance(data, TrainingData):
+        data = TrainingData(mtp, data)
+    a, b, _ = design_matrix(mtp, data, settings)
+    theta, _ = solve_ridge(a, b, settings.l2)
+    out = mtp.copy()
+    out.linear_coefficients = theta
+    return out
+
+
+def _residual_weights(mtp: MTP, data: TrainingData, settings: FitSettings, c: int, e_pred, f_pred, x_pred):
+    """Loss of configuration c and the (α, λ, R) of :func:`mtp_loss_gradient` for its gradient."""
+    it = data.items[c]
+    n = it["n"]
+    loss = 0.0
+    alpha = 0.0
+    lam = np.zeros((n, 3))
+    rmat = np.zeros((3, 3))
+    if settings.energy_weight > 0 and np.isfinite(it["energy"]):
+        r = (e_pred - it["energy"]) / n
+        loss += settings.energy_weight * r * r
+        alpha = 2 * settings.energy_weight * r / n
+    f = it["forces"]
+    if settings.force_weight > 0 and np.all(np.isfinite(f)):
+        r = f_pred - f
+        loss += settings.force_weight / (3 * n) * float((r * r).sum())
+        lam = -(2 * settings.force_weight / (3 * n)) * r
+    st = it["stress"]
+    if settings.stress_weight > 0 and np.isfinite(it["volume"]) and np.all(np.isfinite(st)):
+        sym = 0.5 * (x_pred + x_pred.T)
+        for v, (a, b) in enumerate(_VOIGT):
+            r = sym[a, b] / n - st[v] * it["volume"] / n
+            loss += settings.stress_weight / 6 * r * r
+            g = 2 * settings.stress_weight / 6 * r / n
+            if a == b:
+                rmat[a, a] += g
+            else:
+                rmat[a, b] += 0.5 * g
+                rmat[b, a] += 0.5 * g
+    return loss, alpha, lam, rmat
+
+
+def loss_and_radial_gradient(mtp: MTP, data: TrainingData, settings: FitSettings, scale=None):
+    """Variable-projection loss at ``mtp``'s radial coefficients (linear coefficients re-solved exactly,
+    set on ``mtp``) and its gradient with respect to the radial coefficients (same shape)."""
+    a, b, _ = design_matrix(mtp, data, settings)
+    theta, scale = solve_ridge(a, b, settings.l2, scale)
+    mtp.linear_coefficients = theta
+    resid = a @ theta - b
+    loss = float(resid @ resid) + settings.l2 * float(((theta * scale) ** 2).sum())
+    grad = np.zeros_like(mtp.radial_coeffs)
+    bs = mtp.basis
+    for c, it in enumerate(data.items):
+        e, f, w = mtp.compute_site_energies(it["x"], None, it["types"], _ListView(*it["nlist"]))
+        _, alpha, lam, rmat = _residual_weights(mtp, data, settings, c, float(e.sum()), f, -w)
+        grad += mtp_loss_gradient(it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), mtp.moment_coeffs,
+                                  bs.alpha_index_basic, bs.alpha_index_times, bs.alpha_moment_mapping,
+                                  bs.alpha_moments_count, alpha, lam, rmat)
+    return loss, grad, scale
+
+
+class _ListView:
+    """The fields of a full neighbour list, for evaluating stored training configurations."""
+
+    full = True
+
+    def __init__(self, offsets, neighbors, codes, shifts):
+        self.offsets, self.neighbors, self.codes, self.shifts = offsets, neighbors, codes, shifts
+
+
+def fit_full(mtp: MTP, data: TrainingData | xr.Dataset, settings: FitSettings = FitSettings(),
+             callback=None) -> tuple[MTP, dict]:
+    """Optimise radial and linear coefficients (variable projection + L-BFGS-B, analytic gradients).
+
+    Returns the fitted copy and an info dict (loss history, iterations, message, seconds).
+    """
+    if not isinstance(data, TrainingData):
+        data = TrainingData(mtp, data)
+    work = mtp.copy()
+    t0 = time.perf_counter()
+    a, _, _ = design_matrix(work, data, settings)
+    scale = np.linalg.norm(a, axis=0)
+    scale[scale == 0] = 1.0
+    history = []
+    shape = work.radial_coeffs.shape
+
+    def objective(c_flat):
+        work.radial_coeffs = np.ascontiguousarray(c_flat.reshape(shape))
+        loss, grad, _ = loss_and_radial_gradient(work, data, settings, scale)
+        history.append(loss)
+        if callback is not None:
+            callback(len(history), loss)
+        return loss, grad.reshape(-1)
+
+    res = minimize(objective, work.radial_coeffs.reshape(-1).copy(), jac=True, method="L-BFGS-B",
+                   options={"maxiter": settings.max_iter, "ftol": settings.tol, "gtol": 1e-12, "maxcor": 20})
+    work.radial_coeffs = np.ascontiguousarray(res.x.reshape(shape))
+    loss, _, _ = loss_and_radial_gradient(work, data, settings, scale)
+    info = {"loss_initial": history[0], "loss_final": loss, "iterations": int(res.nit),
+            "evaluations": len(history), "message": str(res.message), "seconds": time.perf_counter() - t0}
+    return work, info
+
+
+def predict(mtp: MTP, ds: xr.Dataset, indices=None) -> dict:
+    """Energies (n,) eV, forces (n, atom, 3) eV/Å and stresses (n, 6) eV/Å³ of the configurations."""
+    validate(ds)
+    idx = np.arange(ds.sizes["config"]) if indices is None else np.asarray(indices, dtype=int)
+    n_max = ds.sizes["atom"]
+    energy = np.full(len(idx), np.nan)
+    forces = np.full((len(idx), n_max, 3), np.nan)
+    stress = np.full((len(idx), 6), np.nan)
+    for c, k in enumerate(idx):
+        x, z, cell, pbc = config_arrays(ds, int(k))
+        res = mtp.evaluate(x, z, cell, pbc)
+        energy[c] = res["energy"]
+        forces[c, : len(z)] = res["forces"]
+        stress[c] = res["stress"]
+    return {"energy": energy, "forces": forces, "stress": stress}
+
+
+def _errors(pred, ref) -> dict:
+    d = (np.asarray(pred) - np.asarray(ref)).reshape(-1)
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return {"mae": None, "rmse": None, "count": 0}
+    return {"mae": float(np.abs(d).mean()), "rmse": float(np.sqrt((d * d).mean())), "count": int(d.size)}
+
+
+def error_report(mtp: MTP, ds: xr.Dataset, indices=None, groups=None) -> dict:
+    """MAE/RMSE of energy (meV/atom), forces (eV/Å) and stress (GPa), overall and per group.
+
+    ``groups``: one label per configuration (default: the dataset's ``group`` variable when present).
+    """
+    idx = usable_configurations(ds) if indices is None else np.asarray(indices, dtype=int)
+    pred = predict(mtp, ds, idx)
+    n = ds["n_atoms"].values[idx]
+    if groups is None and "group" in ds:
+        groups = np.asarray(ds["group"].values)[idx].astype(str)
+
+    def block(sel):
+        out = {"n_configs": int(sel.sum()),
+               "energy_mev_per_atom": _errors(1e3 * pred["energy"][sel] / n[sel], 1e3 * ds["energy"].values[idx][sel]
+                                              / n[sel])}
+        if "forces" in ds:
+            out["forces_ev_per_A"] = _errors(pred["forces"][sel], ds["forces"].values[idx][sel])
+        if "stress" in ds:
+            out["stress_gpa"] = _errors(EV_PER_A3_TO_GPA * pred["stress"][sel],
+                                        EV_PER_A3_TO_GPA * ds["stress"].values[idx][sel])
+        return out
+
+    report = {"all": block(np.ones(len(idx), bool))}
+    if groups is not None:
+        groups = np.asarray(groups).astype(str)
+        report["groups"] = {g: block(groups == g) for g in sorted(set(groups.tolist()))}
+    return report
