@@ -234,6 +234,10 @@ class HMCSampler:
         """Run the warm-up trajectories, adapting dt if enabled, then freeze dt."""
         for _ in range(self.config.n_warmup):
             self.step(state, adapt=True)
+        self.finish_warmup(state)
+
+    def finish_warmup(self, state: HMCState) -> None:
+        """Freeze the adapted dt and refresh energy/forces (for samplers that interleave other moves)."""
         if state.adaptation is not None:
             state.dt = math.exp(state.adaptation.log_dt_bar)
             state.adaptation = None
