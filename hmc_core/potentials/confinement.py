@@ -9,9 +9,45 @@ Units: R in length, k in energy/length².
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 from hmc_core.neighbors import NeighborList
 from hmc_core.potentials.base import Potential, PotentialError
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def confining_sphere_energy_forces(x, center, use_com, radius, stiffness):
+    """Energy and forces (N, 3) of the wall; with ``use_com`` the centre is the mean position and the
+    reaction −Σ F_i is spread equally over all atoms (so the forces sum to zero)."""
+    n = x.shape[0]
+    c = np.zeros(3)
+    if use_com:
+        for i in range(n):
+            for a in range(3):
+                c[a] += x[i, a] / n
+    else:
+        c[:] = center
+    f = np.zeros((n, 3))
+    total = np.zeros(3)
+    energy = 0.0
+    for i in range(n):
+        d0, d1, d2 = x[i, 0] - c[0], x[i, 1] - c[1], x[i, 2] - c[2]
+        r = np.sqrt(d0 * d0 + d1 * d1 + d2 * d2)
+        if r > radius:
+            excess = r - radius
+            energy += 0.5 * stiffness * excess * excess
+            g = stiffness * excess / r
+            f[i, 0] -= g * d0
+            f[i, 1] -= g * d1
+            f[i, 2] -= g * d2
+            total[0] += g * d0
+            total[1] += g * d1
+            total[2] += g * d2
+    if use_com:
+        for i in range(n):
+            for a in range(3):
+                f[i, a] += total[a] / n
+    return energy, f
 
 
 class ConfiningSphere(Potential):
@@ -29,16 +65,9 @@ class ConfiningSphere(Potential):
         self.center = None if center is None else np.asarray(center, dtype=np.float64).reshape(3)
 
     def compute(self, positions, cell, types, nlist: NeighborList):
-        c = positions.mean(axis=0) if self.center is None else self.center
-        d = positions - c
-        r = np.sqrt(np.einsum("ij,ij->i", d, d))
-        excess = np.maximum(r - self.radius, 0.0)
-        energy = 0.5 * self.stiffness * float(np.sum(excess**2))
-        # −∂U/∂x_i along the radial direction; with a centre of mass the reaction is spread over all atoms.
-        g = np.where(excess > 0, self.stiffness * excess / np.where(r > 0, r, 1.0), 0.0)[:, None] * d
-        forces = -g
-        if self.center is None:
-            forces += g.sum(axis=0) / len(positions)
+        use_com = self.center is None
+        center = np.zeros(3) if use_com else self.center
+        energy, forces = confining_sphere_energy_forces(positions, center, use_com, self.radius, self.stiffness)
         return energy, forces, np.zeros((3, 3))
 
     def describe(self) -> dict:
