@@ -183,84 +183,6 @@ def _workspace(max_nb, n_mu, nb, max_pow, n_moments):
 
 
 @njit(cache=True, nogil=True)
-def mtp_energy_forces(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
-                      species_coeffs, moment_coeffs, basic, times, mapping, n_moments):
-    """Site energies (N,) eV, forces (N, 3) eV/Å, virial W = −Σ d ⊗ ∂E/∂d (3, 3) eV, and ``close`` (3,):
-    (smallest pair distance below min_dist, i, j), or (inf, -1, -1) when none."""
-    n_atoms = x.shape[0]
-    n_mu = radial_coeffs.shape[2]
-    nb = radial_coeffs.shape[3]
-    max_pow = 0
-    for b in range(basic.shape[0]):
-        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
-    max_pow = max(max_pow, 1)
-    max_nb = max(_max_neighbors(offsets), 1)
-    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
-    g = np.empty(n_moments)
-    grad = np.empty(3)
-    energies = np.empty(n_atoms)
-    forces = np.zeros((n_atoms, 3))
-    virial = np.zeros((3, 3))
-    close = np.array([np.inf, -1.0, -1.0])
-    n_basic = basic.shape[0]
-    for i in range(n_atoms):
-        ti = types[i]
-        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
-        _powers(n, d, r, max_pow, px, py, pz)
-        _radial_functions(n, r, ti, jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
-        _moments(n, basic, times, rf, px, py, pz, m)
-        e = species_coeffs[ti]
-        g[:] = 0.0
-        for s in range(mapping.shape[0]):
-            e += moment_coeffs[s] * m[mapping[s]]
-            g[mapping[s]] += moment_coeffs[s]
-        energies[i] = e
-        for t in range(times.shape[0] - 1, -1, -1):
-            gt = g[times[t, 3]]
-            if gt != 0.0:
-                w = times[t, 2] * gt
-                g[times[t, 0]] += w * m[times[t, 1]]
-                g[times[t, 1]] += w * m[times[t, 0]]
-        for k in range(n):
-            grad[:] = 0.0
-            for b in range(n_basic):
-                if g[b] != 0.0:
-                    _pair_gradient(k, basic[b, 0], basic[b, 1], basic[b, 2], basic[b, 3], g[b], r[k], rf, drf,
-                                   px, py, pz, grad)
-            j = jj[k]
-            for a in range(3):
-                forces[i, a] += grad[a]
-                forces[j, a] -= grad[a]
-                for c in range(3):
-                    virial[a, c] -= d[k, a] * grad[c]
-    return energies, forces, virial, close
-
-
-@njit(cache=True, nogil=True)
-def mtp_site_basis(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
-                   basic, times, mapping, n_moments):
-    """Per-atom basis values B (N, n_basis) (no species columns) and ``close`` as in :func:`mtp_energy_forces`."""
-    n_atoms = x.shape[0]
-    n_mu = radial_coeffs.shape[2]
-    nb = radial_coeffs.shape[3]
-    max_pow = 1
-    for b in range(basic.shape[0]):
-        max_pow = max(max_pow, basic[b, 1], basic[b, 2], basic[b, 3])
-    max_nb = max(_max_neighbors(offsets), 1)
-    d, r, jt, jj, q, dq, rf, drf, px, py, pz, m = _workspace(max_nb, n_mu, nb, max_pow, n_moments)
-    out = np.empty((n_atoms, mapping.shape[0]))
-    close = np.array([np.inf, -1.0, -1.0])
-    for i in range(n_atoms):
-        n = _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min_dist, d, r, jt, jj, close)
-        _powers(n, d, r, max_pow, px, py, pz)
-        _radial_functions(n, r, types[i], jt, min_dist, max_dist, scaling, radial_coeffs, q, dq, rf, drf)
-        _moments(n, basic, times, rf, px, py, pz, m)
-        for s in range(mapping.shape[0]):
-            out[i, s] = m[mapping[s]]
-    return out, close
-
-
-@njit(cache=True, nogil=True)
 def mtp_basis_derivatives(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
                           basic, times, mapping, n_moments):
     """Basis sums and derivatives of one configuration for the linear fit.
@@ -426,3 +348,238 @@ def mtp_loss_gradient(x, types, offsets, nbr, codes, shifts, min_dist, max_dist,
                 for beta in range(nb):
                     grad[ti, tj, mu, beta] += s1[mu] * q[k, beta] + s2[mu] * dq[k, beta]
     return grad
+
+
+# ---------------------------------------------------------------------------------------------------
+# Fast path for energy/forces and per-atom basis: neighbour-contiguous ("structure of arrays") layout so
+# the inner loops over neighbours vectorise, and a monomial table shared by all basic moments.
+def angular_tables(basic: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Monomial table for the unit-vector powers of ``basic`` (n_basic, 4).
+
+    Returns ``recurrence`` (n_mono, 2) int32 (parent monomial, axis 0/1/2; row 0 is the constant 1),
+    and ``index`` (n_basic, 5) int32: the monomial of each basic moment, the monomials of its three
+    partial derivatives ∂/∂u_x, ∂/∂u_y, ∂/∂u_z (−1 when the power is 0), and its degree ν.
+    """
+    degree = int(basic[:, 1:].sum(1).max()) if len(basic) else 0
+    monos = [(a, b, c) for n in range(degree + 1) for a in range(n, -1, -1) for b in range(n - a, -1, -1)
+             for c in [n - a - b]]
+    where = {m: k for k, m in enumerate(monos)}
+    rec = np.zeros((len(monos), 2), np.int32)
+    for k, (a, b, c) in enumerate(monos[1:], start=1):
+        if a > 0:
+            rec[k] = where[(a - 1, b, c)], 0
+        elif b > 0:
+            rec[k] = where[(a, b - 1, c)], 1
+        else:
+            rec[k] = where[(a, b, c - 1)], 2
+    index = np.full((len(basic), 5), -1, np.int32)
+    for k, (_, a, b, c) in enumerate(basic):
+        index[k, 0] = where[(a, b, c)]
+        if a > 0:
+            index[k, 1] = where[(a - 1, b, c)]
+        if b > 0:
+            index[k, 2] = where[(a, b - 1, c)]
+        if c > 0:
+            index[k, 3] = where[(a, b, c - 1)]
+        index[k, 4] = a + b + c
+    return rec, index
+
+
+@njit(cache=True, nogil=True)
+def _soa_neighborhood(i, x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                      recurrence, d, r, inv_r, jj, q, dq, rf, drf, mono, close):
+    """Pairs of atom i within max_dist in neighbour-contiguous arrays (d (3, n), rf (n_mu, n), mono (n_mono, n), …)."""
+    n = 0
+    rc2 = max_dist * max_dist
+    ti = types[i]
+    for p in range(offsets[i], offsets[i + 1]):
+        j = nbr[p]
+        s = codes[p]
+        dx = x[j, 0] - x[i, 0] + shifts[s, 0]
+        dy = x[j, 1] - x[i, 1] + shifts[s, 1]
+        dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+        r2 = dx * dx + dy * dy + dz * dz
+        if r2 >= rc2:
+            continue
+        rr = np.sqrt(r2)
+        if rr < min_dist and rr < close[0]:
+            close[0] = rr
+            close[1] = i
+            close[2] = j
+        d[0, n] = dx
+        d[1, n] = dy
+        d[2, n] = dz
+        r[n] = rr
+        inv_r[n] = 1.0 / rr
+        jj[n] = j
+        n += 1
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    ds = 2.0 / (max_dist - min_dist)
+    for k in range(n):
+        s = (2.0 * r[k] - (min_dist + max_dist)) / (max_dist - min_dist)
+        diff = max_dist - r[k]
+        sm = scaling * diff * diff
+        dsm = -2.0 * scaling * diff
+        t0 = 1.0
+        dt0 = 0.0
+        q[0, k] = sm
+        dq[0, k] = dsm
+        t1 = s
+        dt1 = ds
+        if nb > 1:
+            q[1, k] = t1 * sm
+            dq[1, k] = dt1 * sm + t1 * dsm
+        for b in range(2, nb):
+            t2 = 2.0 * s * t1 - t0
+            dt2 = 2.0 * ds * t1 + 2.0 * s * dt1 - dt0
+            q[b, k] = t2 * sm
+            dq[b, k] = dt2 * sm + t2 * dsm
+            t0, t1 = t1, t2
+            dt0, dt1 = dt1, dt2
+        tj = types[jj[k]]
+        for mu in range(n_mu):
+            v = 0.0
+            dv = 0.0
+            for b in range(nb):
+                c = radial_coeffs[ti, tj, mu, b]
+                v += c * q[b, k]
+                dv += c * dq[b, k]
+            rf[mu, k] = v
+            drf[mu, k] = dv
+    for k in range(n):
+        mono[0, k] = 1.0
+    for m in range(1, recurrence.shape[0]):
+        parent = recurrence[m, 0]
+        axis = recurrence[m, 1]
+        for k in range(n):
+            mono[m, k] = mono[parent, k] * d[axis, k] * inv_r[k]
+    return n
+
+
+@njit(cache=True, nogil=True)
+def _soa_moments(n, basic, index, times, rf, mono, m):
+    m[:] = 0.0
+    for b in range(basic.shape[0]):
+        mu = basic[b, 0]
+        mi = index[b, 0]
+        acc = 0.0
+        for k in range(n):
+            acc += rf[mu, k] * mono[mi, k]
+        m[b] = acc
+    for t in range(times.shape[0]):
+        m[times[t, 3]] += times[t, 2] * m[times[t, 0]] * m[times[t, 1]]
+
+
+@njit(cache=True, nogil=True)
+def _soa_workspace(max_nb, n_mu, nb, n_mono, n_moments):
+    return (np.empty((3, max_nb)), np.empty(max_nb), np.empty(max_nb), np.empty(max_nb, np.int64),
+            np.empty((nb, max_nb)), np.empty((nb, max_nb)), np.empty((n_mu, max_nb)), np.empty((n_mu, max_nb)),
+            np.empty((n_mono, max_nb)), np.empty(n_moments))
+
+
+@njit(cache=True, nogil=True)
+def mtp_energy_forces_fast(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                           species_coeffs, moment_coeffs, basic, times, mapping, n_moments, recurrence, index):
+    """Site energies (N,) eV, forces (N, 3) eV/Å, virial W = −Σ d ⊗ ∂E/∂d (3, 3) eV, and ``close`` (3,):
+    (smallest pair distance below min_dist, i, j), or (inf, -1, -1) when none.
+
+    Reverse mode: dE/dm through the contraction list, then per neighbour
+    ∂E/∂d = u Σ_k g_k U_k (f'_μ − ν f_μ / r) + (1/r) Σ_k g_k f_μ ∂U_k/∂u, loops over neighbours innermost
+    (vectorised); ``recurrence``/``index`` from :func:`angular_tables`."""
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    n_basic = basic.shape[0]
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, inv_r, jj, q, dq, rf, drf, mono, m = _soa_workspace(max_nb, n_mu, nb, recurrence.shape[0], n_moments)
+    g = np.empty(n_moments)
+    s0 = np.empty(max_nb)
+    gx = np.empty(max_nb)
+    gy = np.empty(max_nb)
+    gz = np.empty(max_nb)
+    energies = np.empty(n_atoms)
+    forces = np.zeros((n_atoms, 3))
+    virial = np.zeros((3, 3))
+    close = np.array([np.inf, -1.0, -1.0])
+    for i in range(n_atoms):
+        n = _soa_neighborhood(i, x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                              recurrence, d, r, inv_r, jj, q, dq, rf, drf, mono, close)
+        _soa_moments(n, basic, index, times, rf, mono, m)
+        e = species_coeffs[types[i]]
+        g[:] = 0.0
+        for s in range(mapping.shape[0]):
+            e += moment_coeffs[s] * m[mapping[s]]
+            g[mapping[s]] += moment_coeffs[s]
+        energies[i] = e
+        for t in range(times.shape[0] - 1, -1, -1):
+            gt = g[times[t, 3]]
+            if gt != 0.0:
+                w = times[t, 2] * gt
+                g[times[t, 0]] += w * m[times[t, 1]]
+                g[times[t, 1]] += w * m[times[t, 0]]
+        s0[:n] = 0.0
+        gx[:n] = 0.0
+        gy[:n] = 0.0
+        gz[:n] = 0.0
+        for b in range(n_basic):
+            gb = g[b]
+            if gb == 0.0:
+                continue
+            mu = basic[b, 0]
+            mi = index[b, 0]
+            nu = float(index[b, 4])
+            for k in range(n):
+                s0[k] += gb * mono[mi, k] * (drf[mu, k] - nu * rf[mu, k] * inv_r[k])
+            ix = index[b, 1]
+            iy = index[b, 2]
+            iz = index[b, 3]
+            if ix >= 0:
+                wx = gb * basic[b, 1]
+                for k in range(n):
+                    gx[k] += wx * rf[mu, k] * mono[ix, k]
+            if iy >= 0:
+                wy = gb * basic[b, 2]
+                for k in range(n):
+                    gy[k] += wy * rf[mu, k] * mono[iy, k]
+            if iz >= 0:
+                wz = gb * basic[b, 3]
+                for k in range(n):
+                    gz[k] += wz * rf[mu, k] * mono[iz, k]
+        for k in range(n):
+            ir = inv_r[k]
+            g0 = s0[k] * d[0, k] * ir + gx[k] * ir
+            g1 = s0[k] * d[1, k] * ir + gy[k] * ir
+            g2 = s0[k] * d[2, k] * ir + gz[k] * ir
+            j = jj[k]
+            forces[i, 0] += g0
+            forces[i, 1] += g1
+            forces[i, 2] += g2
+            forces[j, 0] -= g0
+            forces[j, 1] -= g1
+            forces[j, 2] -= g2
+            for a in range(3):
+                virial[a, 0] -= d[a, k] * g0
+                virial[a, 1] -= d[a, k] * g1
+                virial[a, 2] -= d[a, k] * g2
+    return energies, forces, virial, close
+
+
+@njit(cache=True, nogil=True)
+def mtp_site_basis_fast(x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                        basic, times, mapping, n_moments, recurrence, index):
+    """Per-atom basis values B (N, n_basis) and ``close``, vectorised layout."""
+    n_atoms = x.shape[0]
+    n_mu = radial_coeffs.shape[2]
+    nb = radial_coeffs.shape[3]
+    max_nb = max(_max_neighbors(offsets), 1)
+    d, r, inv_r, jj, q, dq, rf, drf, mono, m = _soa_workspace(max_nb, n_mu, nb, recurrence.shape[0], n_moments)
+    out = np.empty((n_atoms, mapping.shape[0]))
+    close = np.array([np.inf, -1.0, -1.0])
+    for i in range(n_atoms):
+        n = _soa_neighborhood(i, x, types, offsets, nbr, codes, shifts, min_dist, max_dist, scaling, radial_coeffs,
+                              recurrence, d, r, inv_r, jj, q, dq, rf, drf, mono, close)
+        _soa_moments(n, basic, index, times, rf, mono, m)
+        for s in range(mapping.shape[0]):
+            out[i, s] = m[mapping[s]]
+    return out, close

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from hmc_core.mtp.basis import MomentBasis
-from hmc_core.mtp.evaluate import mtp_energy_forces, mtp_site_basis
+from hmc_core.mtp.evaluate import angular_tables, mtp_energy_forces_fast, mtp_site_basis_fast
 from hmc_core.neighbors import NeighborList
 from hmc_core.potentials.base import ForceField, Potential, PotentialError
 
@@ -136,6 +136,14 @@ class MTP(Potential):
     def _args(self):
         return (self.min_dist, self.max_dist, self.scaling, self.radial_coeffs)
 
+    def _angular(self):
+        """Monomial tables of the basis (cached per basis object)."""
+        cache = self.__dict__.get("_angular_cache")
+        if cache is None or cache[0] is not self.basis:
+            cache = (self.basis, angular_tables(self.basis.alpha_index_basic))
+            self.__dict__["_angular_cache"] = cache
+        return cache[1]
+
     def _check_close(self, close: np.ndarray) -> bool:
         """Apply the ``below_min_dist`` policy; return True when the result must be NaN."""
         if not np.isfinite(close[0]) or self.below_min_dist == "allow":
@@ -151,10 +159,10 @@ class MTP(Potential):
         if not nlist.full:
             raise ValueError("the MTP needs a full neighbour list (NeighborList(..., full=True))")
         b = self.basis
-        e, f, w, close = mtp_energy_forces(
+        e, f, w, close = mtp_energy_forces_fast(
             positions, types, nlist.offsets, nlist.neighbors, nlist.codes, nlist.shifts, *self._args(),
             self.species_coeffs, self.moment_coeffs, b.alpha_index_basic, b.alpha_index_times,
-            b.alpha_moment_mapping, b.alpha_moments_count)
+            b.alpha_moment_mapping, b.alpha_moments_count, *self._angular())
         if self._check_close(close):
             e = np.full_like(e, np.nan)
         return e, f, w
@@ -166,9 +174,10 @@ class MTP(Potential):
     def site_basis(self, positions, cell, types, nlist) -> np.ndarray:
         """Per-atom basis values B (N, n_basis), species columns excluded."""
         b = self.basis
-        out, close = mtp_site_basis(
+        out, close = mtp_site_basis_fast(
             positions, types, nlist.offsets, nlist.neighbors, nlist.codes, nlist.shifts, *self._args(),
-            b.alpha_index_basic, b.alpha_index_times, b.alpha_moment_mapping, b.alpha_moments_count)
+            b.alpha_index_basic, b.alpha_index_times, b.alpha_moment_mapping, b.alpha_moments_count,
+            *self._angular())
         if self._check_close(close):
             out[:] = np.nan
         return out
