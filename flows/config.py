@@ -70,17 +70,20 @@ class SystemConfig(_Section):
 
 
 class PotentialConfig(_Section):
-    """MTP: ``level`` (MLIP levels, even numbers 2…28), ``cutoff`` = max_dist (Å), ``min_distance`` = min_dist (Å),
-    ``radial_basis_size`` (Chebyshev polynomials), ``energy_weight``/``force_weight`` and ``regularization`` of the
-    least-squares fit."""
+    """MTP: ``level`` (MLIP levels, even numbers 2…28), ``cutoff`` = max_dist (Å), ``min_distance`` = min_dist
+    (Å; omitted: 0.95 × the smallest distance in the labels), ``radial_basis_size`` (Chebyshev polynomials),
+    ``energy_weight``/``force_weight`` and ``regularization`` (L2) of the least-squares fit, ``full_fit``
+    (also optimise the radial coefficients, at most ``max_iter`` L-BFGS-B iterations)."""
 
     level: int = Field(8, ge=2, le=28)
     cutoff: PositiveFloat = 4.0
-    min_distance: PositiveFloat = 0.5
+    min_distance: PositiveFloat | None = None
     radial_basis_size: int = Field(8, ge=2, le=32)
     energy_weight: float = Field(1.0, ge=0)
     force_weight: float = Field(0.01, ge=0)
-    regularization: float = Field(1e-8, ge=0)
+    regularization: float = Field(1e-12, ge=0)
+    full_fit: bool = True
+    max_iter: int = Field(200, ge=0)
 
     @field_validator("level")
     @classmethod
@@ -91,9 +94,20 @@ class PotentialConfig(_Section):
 
     @model_validator(mode="after")
     def _range(self) -> PotentialConfig:
-        if self.min_distance >= self.cutoff:
+        if self.min_distance is not None and self.min_distance >= self.cutoff:
             raise ValueError(f"min_distance ({self.min_distance} Å) must be smaller than cutoff ({self.cutoff} Å)")
+        if self.energy_weight + self.force_weight <= 0:
+            raise ValueError("energy_weight and force_weight cannot both be 0")
         return self
+
+    def fit_arguments(self, seed: int) -> dict:
+        """Keyword arguments of ``tasks.fit.fit_potential``."""
+        from hmc_core.mtp.fit import FitSettings
+
+        return {"level": self.level, "min_dist": self.min_distance, "max_dist": self.cutoff,
+                "radial_basis_size": self.radial_basis_size, "full": self.full_fit, "seed": seed,
+                "settings": FitSettings(energy_weight=self.energy_weight, force_weight=self.force_weight,
+                                        l2=self.regularization, max_iter=self.max_iter)}
 
 
 class HMCSettings(_Section):
@@ -126,21 +140,38 @@ class SelectionConfig(_Section):
 
 
 class LabelingConfig(_Section):
-    """PySCF settings: ``method`` (``hf``, ``dft``, ``mp2``), ``xc`` functional for DFT, ``basis``, total
-    ``charge``, ``spin`` (2S = N_alpha − N_beta), ``dispersion`` (``d3bj``, ``d4`` or none), ``density_fit``,
-    ``n_workers`` parallel processes, ``cache_dir`` (default: inside the campaign directory; set it to share a
-    cache between campaigns on purpose)."""
+    """PySCF settings (``tasks.label_settings.LabelSettings``): ``method`` (``hf``, ``dft``, ``mp2``),
+    ``functional`` for DFT, ``basis``, total ``charge``, ``spin`` (2S = N_alpha − N_beta), ``dispersion``
+    (``d3bj``, ``d3zero``, ``d4`` or none), ``density_fit``, ``n_workers`` parallel processes, ``max_memory`` (MB
+    per worker), ``cache_dir`` (default: inside the campaign directory; set it to share a cache between
+    campaigns on purpose). Method, functional and basis names are checked against PySCF on loading."""
 
-    method: str = "hf"
-    xc: str | None = None
+    method: Literal["hf", "dft", "mp2"] = "hf"
+    functional: str = "pbe"
     basis: str = "sto-3g"
     charge: int = 0
     spin: int = Field(0, ge=0)
-    dispersion: str | None = None
+    dispersion: Literal["d3bj", "d3zero", "d4"] | None = None
     density_fit: bool = False
     n_workers: int = Field(2, ge=1, le=1024)
-    max_memory_mb: int = Field(2000, ge=100)
+    max_memory: int = Field(2000, ge=100)
     cache_dir: str | None = None
+
+    def settings_fields(self) -> dict:
+        """Keyword arguments of ``LabelSettings``."""
+        return self.model_dump(exclude={"cache_dir"})
+
+    @model_validator(mode="after")
+    def _check_with_pyscf(self) -> LabelingConfig:
+        try:
+            from tasks.label_settings import LabelSettings
+        except ImportError:  # the label stage is not installed: checked when it runs
+            return self
+        try:
+            LabelSettings(**self.settings_fields())
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+        return self
 
 
 class StoppingConfig(_Section):
@@ -228,7 +259,7 @@ def _describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     for err in exc.errors():
         loc = tuple(err["loc"])
         value = err.get("input")
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(model, loc))
             lines.append(f"unknown key {_key(loc)} = {value!r}; allowed keys: {allowed}")

@@ -162,7 +162,7 @@ class CampaignStore:
 
     # ---- datasets and JSON -------------------------------------------------------------------------------
     def write_dataset(self, name: str, ds: xr.Dataset, iteration: int | None = None) -> Path:
-        return write_netcdf(ds, self.path(name, iteration))
+        return write_netcdf(netcdf_safe(ds), self.path(name, iteration))
 
     def read_dataset(self, name: str, iteration: int | None = None) -> xr.Dataset:
         return read_netcdf(self.path(name, iteration))
@@ -209,8 +209,8 @@ class CampaignStore:
             parts.append(new)
         if not parts:
             return new
-        merged = concat([_fixed_width_strings(p) for p in parts]) if len(parts) > 1 else parts[0]
-        write_netcdf(merged, self.labels_path)
+        merged = concat(_aligned(parts)) if len(parts) > 1 else parts[0]
+        write_netcdf(netcdf_safe(merged), self.labels_path)
         return merged
 
     # ---- metrics -----------------------------------------------------------------------------------------
@@ -247,13 +247,51 @@ class CampaignStore:
         return ds
 
 
-def _fixed_width_strings(ds: xr.Dataset) -> xr.Dataset:
-    """Text variables as numpy unicode (object and fixed-width strings do not concatenate safely)."""
+def _safe_attrs(attrs: dict) -> dict:
+    out = {}
+    for k, v in attrs.items():
+        if v is None:
+            continue
+        if isinstance(v, bool | np.bool_):
+            v = int(v)
+        elif isinstance(v, dict | list | tuple) and not all(isinstance(x, int | float | str) for x in v):
+            v = json.dumps(_jsonable(v))
+        out[k] = v
+    return out
+
+
+def netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
+    """A copy whose attributes netCDF can store (None dropped, booleans as 0/1, nested values as JSON text)."""
     ds = ds.copy()
-    for name in ds.data_vars:
-        if ds[name].dtype.kind in "OSU":
-            ds[name] = ds[name].astype(str)
+    ds.attrs = _safe_attrs(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = _safe_attrs(ds[name].attrs)
     return ds
+
+
+def _aligned(parts: list[xr.Dataset]) -> list[xr.Dataset]:
+    """Give every dataset the same variables before concatenation: text as numpy unicode (object and
+    fixed-width strings do not concatenate safely); a per-config variable missing from one part is filled with
+    "" (text), −1 (integers) or NaN (floats) there, so that integer variables keep their type."""
+    parts = [p.copy() for p in parts]
+    for p in parts:
+        for name in p.data_vars:
+            if p[name].dtype.kind in "OSU":
+                p[name] = p[name].astype(str)
+    templates = {}
+    for p in parts:
+        for name in p.data_vars:
+            if p[name].dims == ("config",):
+                templates.setdefault(name, p[name].dtype)
+    for p in parts:
+        n = p.sizes["config"]
+        for name, dtype in templates.items():
+            if name not in p:
+                fill = "" if dtype.kind == "U" else (-1 if dtype.kind in "iu" else np.nan)
+                p[name] = ("config", np.full(n, fill, dtype=dtype if dtype.kind in "iuf" else object))
+                if dtype.kind == "U":
+                    p[name] = p[name].astype(str)
+    return parts
 
 
 def _comparable(toml_text: str) -> dict:

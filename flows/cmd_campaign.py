@@ -1,0 +1,291 @@
+"""Campaign commands: ``run``, ``label``, ``fit``, ``status``, ``plot``, ``ui``, ``deploy``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from flows.app import UserError, app, console
+
+# Before Prefect is imported: no telemetry (offline machines), and patience for the temporary server's first
+# start (it creates its database; ~20 s on an idle 2-core machine, much more under load).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def _campaign_dir(directory: Path) -> Path:
+    if not (directory / "campaign.toml").exists():
+        raise FileNotFoundError(f"{directory} is not a campaign directory (no campaign.toml); "
+                                "run `pesflow run CONFIG` first")
+    return directory
+
+
+def print_summary(summary: dict, wall: float | None = None) -> None:
+    """The iteration table of a campaign (from its metrics) and, with ``wall``, the wall-time split."""
+    from flows.store import CampaignStore
+
+    rows = summary["metrics"]
+    table = Table(title=f"campaign {summary['directory']}")
+    cols = [("iteration", "it", "{:d}"), ("n_labels", "labels", "{:.0f}"), ("n_new_labels", "new", "{:.0f}"),
+            ("n_failed", "failed", "{:.0f}"), ("test_energy_rmse_meV_per_atom", "E RMSE meV/at", "{:.2f}"),
+            ("test_force_rmse_eV_per_A", "F RMSE eV/Å", "{:.4f}"), ("n_pool", "frames", "{:.0f}"),
+            ("chains_stopped", "stopped", "{:.0f}"), ("max_grade", "max γ", "{:.3g}"),
+            ("n_above_threshold", "γ>thr", "{:.0f}"), ("n_selected", "selected", "{:.0f}"),
+            ("iteration_s", "wall s", "{:.1f}")]
+    for _, title, _ in cols:
+        table.add_column(title, justify="right")
+    for r in rows:
+        cells = []
+        for key, _, fmt in cols:
+            v = r.get(key)
+            cells.append("–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v))
+        table.add_row(*cells)
+    out = Console(width=max(Console().width, 150))
+    out.print(table)
+    if summary.get("reason"):
+        out.print(f"stopped: {summary['reason']}; {summary['n_ok_labels']} labels "
+                  f"({summary['n_labels'] - summary['n_ok_labels']} failed); final potential: "
+                  f"{summary['final_potential']}")
+    if wall is not None:
+        split = stage_split(CampaignStore(summary["directory"]), wall, summary.get("startup_s"))
+        t = Table(title="wall time per stage (this run)")
+        t.add_column("stage")
+        t.add_column("s", justify="right")
+        t.add_column("%", justify="right")
+        for name, sec in split.items():
+            t.add_row(name, f"{sec:.1f}", f"{100 * sec / wall:.0f}")
+        out.print(t)
+
+
+def stage_split(store, wall: float, outside: dict[str, float] | None = None) -> dict[str, float]:
+    """Seconds per stage summed over the iterations run (start/test labels, fit, explore, select, label), the
+    parts outside the flow body (``outside``: imports, Prefect start-up) and the rest of ``wall`` (task
+    orchestration, artifacts, metrics and file I/O inside the flow) as ``in-flow orchestration + I/O``."""
+    split = dict(outside or {})
+    if store.has("start.done.json"):
+        split["label start set"] = float(store.read_json("start.done.json").get("wall_s", 0.0))
+    if store.has("test_set.nc"):
+        split["label test set"] = float(store.read_dataset("test_set.nc").attrs.get("label_wall_s", 0.0))
+    metrics = store.read_metrics()
+    if metrics is not None:
+        for key in ("fit_s", "explore_s", "select_s", "label_s"):
+            if key in metrics:
+                split[key[:-2]] = float(np.nansum(metrics[key].values))
+    split["in-flow orchestration + I/O"] = max(0.0, wall - sum(split.values()))
+    return split
+
+
+@app.command()
+def run(
+    config: Path = typer.Argument(None, help="campaign TOML/YAML; omitted: the embedded default campaign"),
+    directory: Path = typer.Option(None, "--dir", "-d", help="campaign directory (default: from the config)"),
+    max_iterations: int = typer.Option(None, help="override [stopping] max_iterations"),
+    plots: bool = typer.Option(True, help="write PNG plots into DIR/plots at the end"),
+):
+    """Run (or resume) an active-learning campaign; no CONFIG runs the embedded default."""
+    t0 = time.perf_counter()
+    from flows.config import load_config
+
+    cfg = load_config(config)  # validate before Prefect starts: config errors are one line
+    cfg_dir = cfg.campaign_dir(directory)
+    if cfg.system.structure is not None and not cfg.structure_path().exists():
+        raise FileNotFoundError(f"no such structure file: {cfg.structure_path()} ([system] structure)")
+    from flows.systems import load_system
+
+    load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
+    _check_elements(cfg)
+    console.print(f"campaign [bold]{cfg.name}[/] → {cfg_dir} (Prefect starts a temporary server unless "
+                  "PREFECT_API_URL is set)")
+    from flows.active_learning import active_learning
+
+    t_call = time.perf_counter()
+    summary = active_learning(config_path=str(config) if config else None, directory=str(cfg_dir),
+                              max_iterations=max_iterations)
+    t_end = time.perf_counter()
+    wall = t_end - t0
+    summary["startup_s"] = {"imports + config checks": t_call - t0,
+                            "Prefect start-up + flow-run bookkeeping": (t_end - t_call) - summary["flow_body_s"]}
+    print_summary(summary, wall)
+    if plots:
+        from flows.plots import plot_campaign
+
+        written = plot_campaign(cfg_dir)
+        console.print(f"plots: {', '.join(str(p) for p in written)}")
+    console.print(f"wall time {wall:.1f} s")
+
+
+def _check_elements(cfg) -> None:
+    """Refuse, before anything runs, elements the labeling basis does not cover."""
+    from flows.systems import load_system
+
+    system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
+    elements = sorted({int(z) for z in np.unique(system["species"].values) if z > 0})
+    try:
+        from pyscf import gto
+        from pyscf.data.elements import ELEMENTS
+
+        for z in elements:
+            gto.basis.load(cfg.labeling.basis, ELEMENTS[z])
+    except ImportError:
+        return
+    except Exception as exc:
+        raise UserError(f"[labeling] basis {cfg.labeling.basis!r} does not cover element "
+                        f"{ELEMENTS[z]} (Z={z}) of the system: {str(exc).splitlines()[0]}") from None
+
+
+@app.command()
+def label(
+    file: Path = typer.Argument(..., help="structures (any ASE format, or a configurations .nc)"),
+    method: str = typer.Option("hf", help="hf, dft, mp2"),
+    functional: str = typer.Option("pbe", help="DFT functional (method dft)"),
+    basis: str = typer.Option("sto-3g"),
+    charge: int = typer.Option(0),
+    spin: int = typer.Option(0, help="2S = N_alpha − N_beta"),
+    dispersion: str = typer.Option(None, help="d3bj or d4"),
+    workers: int = typer.Option(2, help="parallel PySCF processes"),
+    cache_dir: Path = typer.Option(Path("runs/label_cache"), help="persistent label cache"),
+    out: Path = typer.Option(None, help="labels netCDF (default: FILE with suffix .labels.nc)"),
+):
+    """Label structures with PySCF (energies eV, forces eV/Å) into an xarray dataset."""
+    from hmc_core.configurations import read_structures, write_netcdf
+    from tasks.label import LabelSettings, label_configurations
+
+    if not file.exists():
+        raise FileNotFoundError(f"no such structure file: {file}")
+    configs = read_structures(file)
+    settings = LabelSettings(method=method, functional=functional, basis=basis, charge=charge, spin=spin,
+                             dispersion=dispersion, density_fit=method == "dft")
+    out = out or file.with_suffix(".labels.nc")
+    n = configs.sizes["config"]
+    from rich.progress import Progress
+
+    t0 = time.perf_counter()
+    with Progress(console=console, transient=True) as bar:
+        job = bar.add_task(f"labeling {n} configurations", total=n)
+        labels = label_configurations(configs, settings, cache_dir=cache_dir, n_workers=workers,
+                                      progress=lambda *a: bar.advance(job))
+    write_netcdf(labels, out)
+    status = labels["status"].values.astype(str) if "status" in labels else np.array(["ok"] * n)
+    console.print(f"{int(np.sum(status == 'ok'))} of {n} labeled ({int(np.sum(status != 'ok'))} failed) in "
+                  f"{time.perf_counter() - t0:.1f} s → {out}")
+
+
+@app.command()
+def fit(
+    directory: Path = typer.Argument(..., help="campaign directory (uses its labels.nc and [potential])"),
+    out: Path = typer.Option(None, help="output .mtp (default: DIR/refit.mtp)"),
+    level: int = typer.Option(None, help="override [potential] level"),
+):
+    """Fit an MTP on all successful labels of a campaign and report train and held-out errors."""
+    from flows.active_learning import ok_labels, prediction_errors
+    from flows.config import load_config
+    from flows.store import CampaignStore
+    from hmc_core.mtp import write_mtp
+    from tasks.fit import fit_potential
+
+    store = CampaignStore(_campaign_dir(directory))
+    cfg = load_config(store.config_path)
+    labels = store.read_labels()
+    if labels is None:
+        raise UserError(f"{directory} has no labels yet (labels.nc)")
+    labels = ok_labels(labels)
+    p = cfg.potential if level is None else cfg.potential.model_copy(update={"level": level})
+    t0 = time.perf_counter()
+    potential, _ = fit_potential(labels, **p.fit_arguments(cfg.seed))
+    out = out or store.path("refit.mtp")
+    write_mtp(potential, out)
+    table = Table(title=f"MTP level {p.level} on {labels.sizes['config']} labels "
+                        f"({time.perf_counter() - t0:.1f} s) → {out}")
+    for c in ("set", "E RMSE meV/atom", "E MAE meV/atom", "F RMSE eV/Å", "F MAE eV/Å"):
+        table.add_column(c, justify="right")
+    sets = [("train", labels)]
+    if store.has("test_set.nc"):
+        sets.append(("test", store.read_dataset("test_set.nc")))
+    for name, ds in sets:
+        e = prediction_errors(potential, ds)
+        table.add_row(name, f"{e['energy_rmse_meV_per_atom']:.3f}", f"{e['energy_mae_meV_per_atom']:.3f}",
+                      f"{e['force_rmse_eV_per_A']:.4f}", f"{e['force_mae_eV_per_A']:.4f}")
+    Console().print(table)
+
+
+@app.command()
+def status(directory: Path = typer.Argument(..., help="campaign directory")):
+    """Iteration table of a campaign (finished, running or interrupted)."""
+    from flows.active_learning import summarize
+    from flows.store import STAGES, CampaignStore
+
+    store = CampaignStore(_campaign_dir(directory))
+    summary = summarize(store)
+    print_summary(summary)
+    if not summary["finished"]:
+        its = store.iterations()
+        if its:
+            last = its[-1]
+            done = [s for s in STAGES if store.stage_done(s, last) is not None]
+            console.print(f"not finished: iteration {last}, stages done: {', '.join(done) or 'none'} "
+                          "(run the same command again to resume)")
+        else:
+            console.print("not finished: no iteration yet (starting set being labeled?)")
+
+
+@app.command()
+def plot(directory: Path = typer.Argument(..., help="campaign directory"),
+         out: Path = typer.Option(None, help="folder for the PNGs (default: DIR/plots)")):
+    """Learning curve, parity plots, HMC energy traces and grade histograms as PNG."""
+    from flows.plots import plot_campaign
+
+    written = plot_campaign(_campaign_dir(directory), out)
+    for p in written:
+        console.print(str(p))
+
+
+@app.command()
+def ui(port: int = typer.Option(4200, help="port on 127.0.0.1")):
+    """Start the Prefect server and UI on 127.0.0.1 (Ctrl-C stops it); then set
+    PREFECT_API_URL=http://127.0.0.1:PORT/api so that runs and workers report to it."""
+    if not 0 < port < 65536:
+        raise UserError(f"port must be in 1..65535, got {port}")
+    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL":
+           f"http://127.0.0.1:{port}/api"}
+    console.print(f"Prefect UI: http://127.0.0.1:{port}  (in other shells: export "
+                  f"PREFECT_API_URL=http://127.0.0.1:{port}/api)")
+    prefect = Path(sys.executable).with_name("prefect")
+    cmd = [str(prefect) if prefect.exists() else "prefect", "server", "start", "--host", "127.0.0.1",
+           "--port", str(port)]
+    try:
+        raise SystemExit(subprocess.call(cmd, env=env))
+    except KeyboardInterrupt:
+        raise SystemExit(0) from None
+
+
+@app.command()
+def deploy(
+    pool: str = typer.Option("pesflow-process", help="process work pool (created if missing)"),
+    cron: str = typer.Option(None, help="override the cron schedule of the recurring deployment"),
+    config: Path = typer.Option(None, help="campaign config for the deployments (default: embedded)"),
+    directory: Path = typer.Option(None, "--dir", help="campaign directory the nightly run continues"),
+):
+    """Register the deployments of deployments/ on the Prefect server named by PREFECT_API_URL."""
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("PREFECT_API_URL is not set: start a server (`pesflow ui`) and export "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    path = Path(__file__).resolve().parents[1] / "deployments" / "register.py"
+    if not path.exists():
+        raise UserError(f"{path} not found: `pesflow deploy` registers the deployments of a source checkout")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("pesflow_deployments", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ids = module.register(pool=pool, cron=cron, config_path=config, directory=directory)
+    for name, dep_id in ids.items():
+        console.print(f"deployment {name}: {dep_id}")
+    console.print(f"start a worker: prefect worker start --pool {pool}")
