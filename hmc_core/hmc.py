@@ -39,6 +39,8 @@ class HMCConfig:
     gives generalised HMC, where momenta are negated on rejection).
     n_warmup: trajectories with step-size adaptation (discarded); target_accept: its goal.
     save_every: keep positions every k production trajectories. skin: neighbour-list skin (length).
+    metropolis: False drops the accept/reject step (unadjusted HMC, biased by O(dt²); see
+    :mod:`hmc_core.unadjusted`): every finite end point is kept.
     """
 
     temperature: float
@@ -54,6 +56,7 @@ class HMCConfig:
     target_accept: float = 0.7
     save_every: int = 1
     skin: float = 0.3
+    metropolis: bool = True
 
     def __post_init__(self):
         get_units(self.units)
@@ -216,7 +219,10 @@ class HMCSampler:
             accept_prob = math.exp(min(0.0, -delta_h / cfg.kT))
         else:
             accept_prob, delta_h = 0.0, float("inf")
-        accepted = bool(state.rng.uniform() < accept_prob)
+        if cfg.metropolis:
+            accepted = bool(state.rng.uniform() < accept_prob)
+        else:  # unadjusted HMC: keep every finite end point
+            accepted = bool(np.isfinite(delta_h))
         if accepted:
             state.energy, state.forces, state.virial = e1, f1, self.ff.virial.copy()
             state.n_accepted += 1
