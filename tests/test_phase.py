@@ -1,0 +1,93 @@
+"""Phase studies: a small fcc crystal melts on heating, a liquid above the melting line stays liquid,
+seeds and defects are built right, and bad input gives clear errors.
+
+Reference: LJ melting at P* = 1 is at T* ≈ 0.77 (Agrawal & Kofke 1995 form with van der Hoef 2000
+coefficients, hmc_core.lj_reference); a 256-atom periodic fcc crystal superheats by ~30 % in short runs,
+so T* = 1.6 melts it for certain and T* = 0.6 keeps it.
+"""
+
+import numpy as np
+import pytest
+
+from hmc_core.lj_reference import melting_temperature
+from hmc_core.phase import (
+    PhaseSystem,
+    add_defects,
+    crystal_seed,
+    insert_seed,
+    lattice,
+    melting_bracket,
+    run_ladder,
+    run_seeded,
+)
+
+LJ = PhaseSystem("LJ", cutoff_sigma=2.5)
+
+
+@pytest.fixture(scope="module")
+def heating():
+    pos, cell = lattice("fcc", 4, 1.0)
+    return run_ladder(LJ, pos, cell, [0.6, 1.6], pressure=1.0, n_samples=60, n_warmup=30, analyse_every=15, seed=1)
+
+
+def test_heating_melts_small_fcc_crystal(heating):
+    solid = heating["solid_fraction_final"].values
+    assert solid[0] > 0.9 and heating["fraction_fcc"].values[0] > 0.5
+    assert solid[1] < 0.05
+    rho = heating["density"].values
+    assert rho[0] > 0.95 and rho[1] < rho[0] - 0.1  # the crystal is denser; melting expands the box
+    assert heating["enthalpy"].values[1] > heating["enthalpy"].values[0] + 1.0  # latent heat + cp ΔT
+    assert np.all((heating["hmc_acceptance"].values > 0.4) & (heating["volume_acceptance"].values > 0.1))
+
+
+def test_liquid_above_melting_line_does_not_crystallise(heating):
+    t = 1.0
+    assert t > 1.2 * melting_temperature(1.0)
+    liquid, cell = heating["final_positions"].values, heating["final_cell"].values
+    ds = run_ladder(LJ, liquid, cell, [t], pressure=1.0, n_samples=60, n_warmup=20, analyse_every=15, seed=2)
+    assert ds["solid_fraction"].values[0] < 0.05
+    assert ds["largest_cluster"].values[0] < 15
+    assert ds["fraction_other"].values[0] > 0.9
+
+
+def test_seeded_run_follows_the_seed(heating):
+    liquid, cell = heating["final_positions"].values, heating["final_cell"].values
+    ds = run_seeded(LJ, liquid, cell, "fcc", 19, temperature=0.7, pressure=1.0, n_samples=10, analyse_every=5,
+                    n_warmup=0, seed=3)
+    assert ds.attrs["initial_largest_cluster"] >= 10  # the inserted seed is recognised as solid
+    assert ds["seed_solid_fraction"].values[0] > 0.4
+    assert ds.attrs["outcome"] in ("grew", "dissolved", "undecided")
+    assert ds.sizes["frame"] == 3 and list(ds["sweep"].values) == [0, 5, 10]
+
+
+def test_seeds_defects_and_bracket():
+    for structure, n in (("fcc", 13), ("hcp", 13), ("bcc", 15), ("ico", 55)):
+        seed = crystal_seed(structure, n, 1.0)
+        assert seed.shape == (n, 3) and np.allclose(seed[0], 0)
+    pos, cell = lattice("fcc", 4, 1.0)
+    assert len(add_defects(pos, cell, vacancy_fraction=0.05, interstitial_fraction=0.02, seed=1)) == 256 - 13 + 5
+    new, is_seed = insert_seed(pos, cell, crystal_seed("bcc", 9, 1.0))
+    assert is_seed.sum() == 9 and len(new) < 256 + 9
+    import xarray as xr
+
+    def ladder(temps, solid):
+        return xr.Dataset({"solid_fraction_final": ("temperature", solid)}, coords={"temperature": temps})
+
+    out = melting_bracket([ladder([0.7, 0.8, 0.9], [1.0, 0.9, 0.0])], [ladder([0.9, 0.8, 0.7, 0.6], [0, 0, 0, 0.9])])
+    assert out["bracket"] == (0.6, 0.9)
+    assert out["T_hysteresis"] == pytest.approx(0.6 + 0.9 - np.sqrt(0.54))
+
+
+def test_bad_input_errors():
+    with pytest.raises(ValueError, match="unknown element 'Og'"):
+        PhaseSystem("Og")
+    pos, cell = lattice("fcc", 3, 1.0)
+    with pytest.raises(ValueError, match="box"):
+        insert_seed(pos, cell, crystal_seed("fcc", 80, 1.0))
+    with pytest.raises(ValueError, match="negative"):
+        run_ladder(LJ, pos, cell, [1.0], pressure=-1.0)
+    with pytest.raises(ValueError, match="seed structure"):
+        crystal_seed("diamond", 10, 1.0)
+    with pytest.raises(ValueError, match="temperatures"):
+        run_ladder(LJ, pos, cell, [], pressure=1.0)
+    assert PhaseSystem("Ar").reduced_pressure_to_user(1.0) == pytest.approx(419.0, rel=0.01)  # ε/σ³ in bar
