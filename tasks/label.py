@@ -1,0 +1,261 @@
+"""Label stage: configurations → PySCF energies (eV) and forces (eV/Å) with provenance.
+
+Plain function :func:`label_configurations` (testable without Prefect), its Prefect task :data:`label_task`,
+and helpers :func:`label_atoms` (a list of ASE ``Atoms`` in) and :func:`label_file` (file in, netCDF out).
+
+The whole batch is validated before any SCF starts (:func:`check_batch`). Labels are cached on disk
+(:mod:`tasks.label_cache`), warm-started from the nearest labeled geometry of the same molecule, and run
+in separate processes when ``n_workers > 1`` (workers × threads = cores). A configuration whose SCF
+does not converge after the ladder is recorded with ``status="failed"`` and NaN labels; the batch goes on.
+
+Variables added per configuration: ``energy`` (eV), ``forces`` (eV/Å), ``status`` ("ok"/"failed"),
+``reason``, ``scf_cycles``, ``wall_time`` (s), ``warm_start`` (1 if started from a stored density),
+``warm_start_rmsd`` (Å from the geometry whose density was used), ``cache_hit``, ``scf_ladder_step``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from prefect import task
+
+from hmc_core.configurations import (
+    ConfigurationError,
+    config_arrays,
+    from_atoms,
+    read_structures,
+    validate,
+    write_netcdf,
+)
+from hmc_core.neighbors import NeighborList
+from tasks.label_cache import DensityMemory, LabelCache, family_hash, label_key
+from tasks.label_settings import LabelSettings
+from tasks.label_worker import LabelJob, LabelOutcome, init_worker, run_in_worker, run_job
+
+__all__ = ["LabelInputError", "LabelSettings", "check_batch", "label_atoms", "label_configurations", "label_file",
+           "label_task", "successful"]
+
+Progress = Callable[[int, int], None]
+
+
+class LabelInputError(ValueError):
+    """Configurations that cannot be labeled as given (found before any SCF starts)."""
+
+
+def _pyscf():
+    from tasks import pyscf_adapter
+
+    return pyscf_adapter
+
+
+def _closest_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
+    """(i, j, distance Å) of the closest pair (periodic images included) if closer than ``cutoff``, else None."""
+    if len(positions) < 2 and not pbc.any():
+        return None
+    nlist = NeighborList(cutoff, skin=0.0, full=False)
+    wrapped = nlist.build(positions.copy(), cell, pbc)
+    i, j, shift = nlist.pairs()
+    if len(i) == 0:
+        return None
+    d = np.linalg.norm(wrapped[j] - wrapped[i] + shift, axis=1)
+    k = int(np.argmin(d))
+    return (int(i[k]), int(j[k]), float(d[k])) if d[k] < cutoff else None
+
+
+def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
+    """Raise :class:`LabelInputError` for the first problem that would make a label wrong or fail.
+
+    Checks, in this order: empty input; schema; per configuration no atoms, NaN/inf positions or cell,
+    a system PySCF cannot give forces for (periodic rules), electron count vs charge and spin, atoms
+    closer than ``settings.min_distance`` Å; then every element against the basis.
+    """
+    if configs.sizes.get("config", 0) == 0:
+        raise LabelInputError("nothing to label: the configurations dataset is empty")
+    try:
+        validate(configs)
+    except ConfigurationError as exc:
+        raise LabelInputError(str(exc)) from None
+    adapter = _pyscf()
+    periodic_species: set[int] = set()
+    for k in range(configs.sizes["config"]):
+        pos, species, cell, pbc = config_arrays(configs, k)
+        where = f"config {k}"
+        if len(species) == 0:
+            raise LabelInputError(f"{where} has no atoms")
+        if not np.all(np.isfinite(pos)):
+            bad = sorted({int(a) for a in np.nonzero(~np.isfinite(pos))[0]})
+            raise LabelInputError(f"{where}: positions of atoms {bad[:10]} are NaN or inf")
+        if not np.all(np.isfinite(cell)):
+            raise LabelInputError(f"{where}: the cell contains NaN or inf")
+        try:
+            adapter.check_supported(settings, pbc)
+        except adapter.UnsupportedLabelError as exc:
+            raise LabelInputError(f"{where}: {exc}") from None
+        if pbc.any():
+            if abs(np.linalg.det(cell)) < 1e-6:
+                raise LabelInputError(f"{where} is periodic but its cell has zero volume; give the lattice vectors")
+            periodic_species.update(int(z) for z in species)
+        n_electrons = int(species.sum()) - settings.charge
+        if n_electrons <= 0:
+            raise LabelInputError(f"{where}: charge {settings.charge} leaves {n_electrons} electrons")
+        if settings.spin > n_electrons or (n_electrons - settings.spin) % 2:
+            hint = ("give a spin 2S with the parity of the electron count (e.g. spin=1 for a doublet) or change "
+                    "the charge" if (n_electrons - settings.spin) % 2 else "lower the spin")
+            raise LabelInputError(f"{where}: {n_electrons} electrons (charge {settings.charge}) cannot have spin "
+                                  f"2S={settings.spin}; {hint}")
+        pair = _closest_pair(pos, cell, pbc, settings.min_distance)
+        if pair is not None:
+            i, j, d = pair
+            raise LabelInputError(f"{where}: atoms {i} and {j} are {d:.3f} Å apart, closer than min_distance "
+                                  f"{settings.min_distance} Å (a broken or overlapping structure; lower "
+                                  f"min_distance only if this is intended)")
+    all_species = np.unique(configs["species"].values[configs["species"].values > 0])
+    try:
+        adapter.check_elements(all_species, settings, periodic=False)
+        if periodic_species:
+            adapter.check_elements(np.array(sorted(periodic_species)), settings, periodic=True)
+    except ValueError as exc:
+        raise LabelInputError(str(exc)) from None
+
+
+def _jobs(configs: xr.Dataset, settings: LabelSettings, version: str) -> list[LabelJob]:
+    jobs = []
+    method_key = settings.method_key()
+    for k in range(configs.sizes["config"]):
+        pos, species, cell, pbc = config_arrays(configs, k)
+        family = family_hash(species, pbc, method_key, version)
+        jobs.append(LabelJob(k, species, pos, cell, pbc, family,
+                             label_key(family, pos, cell, settings.position_tolerance)))
+    return jobs
+
+
+def _run_parallel(jobs: list[LabelJob], settings: LabelSettings, cache_dir: str | None, n_workers: int,
+                  on_done: Callable[[LabelOutcome], None]) -> list[LabelJob]:
+    """Run ``jobs`` in ``n_workers`` spawned processes; returns the jobs lost to a crashed worker."""
+    threads = settings.worker_threads(n_workers)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
+                             initargs=(settings, cache_dir, threads)) as pool:
+        futures = {pool.submit(run_in_worker, job): job for job in jobs}
+        lost = []
+        for future in as_completed(futures):
+            try:
+                on_done(future.result())
+            except BrokenProcessPool:
+                lost.append(futures[future])
+    return lost
+
+
+def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir: str | os.PathLike | None = None,
+                         n_workers: int | None = None, progress: Progress | None = None) -> xr.Dataset:
+    """Label every configuration with PySCF; returns ``configs`` plus energies, forces and provenance.
+
+    ``configs``: a configurations dataset (``hmc_core.configurations`` schema; positions Å).
+    ``cache_dir``: folder of the persistent label cache (None: no cache; warm starts then come only from
+    this call's own labels). ``n_workers``: processes (default ``settings.n_workers``).
+    ``progress(done, total)`` is called after each finished configuration.
+    Existing ``energy``/``forces`` variables are replaced by the labels.
+    """
+    check_batch(configs, settings)
+    adapter = _pyscf()
+    n_config = configs.sizes["config"]
+    jobs = _jobs(configs, settings, adapter.PYSCF_VERSION)
+    outcomes: dict[int, LabelOutcome] = {}
+
+    def on_done(outcome: LabelOutcome) -> None:
+        outcomes[outcome.index] = outcome
+        if progress is not None:
+            progress(len(outcomes), n_config)
+
+    cache = LabelCache(cache_dir) if cache_dir is not None else None
+    pending = []
+    for job in jobs:  # cache hits are answered here, without starting workers
+        hit = cache.get(job.family, job.key) if cache is not None else None
+        if hit is None:
+            pending.append(job)
+        else:
+            on_done(LabelOutcome(job.index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"],
+                                 hit["wall_time"], False, np.nan, hit["ladder_step"], True))
+    n_workers = min(n_workers or settings.n_workers, len(pending))
+    if n_workers > 1:
+        cache_str = str(Path(cache_dir)) if cache_dir is not None else None
+        lost = _run_parallel(pending, settings, cache_str, n_workers, on_done)
+        if lost:  # a worker died (killed, out of memory): finished labels are safe, retry the rest once
+            lost = _run_parallel(lost, settings, cache_str, n_workers, on_done)
+        for job in lost:
+            on_done(LabelOutcome(job.index, np.nan, np.full((len(job.species), 3), np.nan), "failed",
+                                 "worker process died twice while this configuration was pending", 0, 0.0, False,
+                                 np.nan, "failed", False))
+    elif pending:
+        previous = adapter.set_threads(settings.worker_threads(1))
+        try:
+            memory = DensityMemory()
+            for job in pending:
+                on_done(run_job(job, settings, cache, memory))
+        finally:
+            adapter.set_threads(previous)
+    return _assemble(configs, [outcomes[k] for k in range(n_config)], settings, adapter.PYSCF_VERSION)
+
+
+def _assemble(configs: xr.Dataset, outcomes: list[LabelOutcome], settings: LabelSettings, version: str) -> xr.Dataset:
+    out = configs.copy()
+    n_config, n_max = out.sizes["config"], out.sizes["atom"]
+    forces = np.full((n_config, n_max, 3), np.nan)
+    for o in outcomes:
+        forces[o.index, : len(o.forces)] = o.forces
+    out["energy"] = ("config", np.array([o.energy for o in outcomes], np.float64), {"units": "eV"})
+    out["forces"] = (("config", "atom", "xyz"), forces, {"units": "eV/Å"})
+    out["status"] = ("config", np.array([o.status for o in outcomes], dtype=str))
+    out["reason"] = ("config", np.array([o.reason for o in outcomes], dtype=str))
+    out["scf_cycles"] = ("config", np.array([o.scf_cycles for o in outcomes], np.int32))
+    out["wall_time"] = ("config", np.array([o.wall_time for o in outcomes], np.float64), {"units": "s"})
+    out["warm_start"] = ("config", np.array([o.warm_start for o in outcomes], np.int8))
+    out["warm_start_rmsd"] = ("config", np.array([o.warm_start_rmsd for o in outcomes], np.float64), {"units": "Å"})
+    out["cache_hit"] = ("config", np.array([o.cache_hit for o in outcomes], np.int8))
+    out["scf_ladder_step"] = ("config", np.array([o.ladder_step for o in outcomes], dtype=str))
+    out.attrs.update({
+        "label_method": settings.method,
+        "label_functional": settings.functional if settings.method == "dft" else "",
+        "label_basis": settings.basis,
+        "label_density_fit": int(settings.density_fit),
+        "label_dispersion": settings.dispersion or "none",
+        "label_charge": settings.charge,
+        "label_spin": settings.spin,
+        "label_conv_tol_hartree": settings.conv_tol,
+        "label_settings": settings.model_dump_json(),
+        "pyscf_version": version,
+    })
+    return out
+
+
+def successful(labels: xr.Dataset) -> xr.Dataset:
+    """Only the configurations with ``status == "ok"`` (failed labels never enter training data)."""
+    return labels.isel(config=np.nonzero(labels["status"].values == "ok")[0])
+
+
+def label_atoms(atoms: Iterable, settings: LabelSettings, **kwargs) -> xr.Dataset:
+    """:func:`label_configurations` for a list of ASE ``Atoms`` (positions Å)."""
+    atoms = list(atoms)
+    if not atoms:
+        raise LabelInputError("nothing to label: the list of structures is empty")
+    return label_configurations(from_atoms(atoms), settings, **kwargs)
+
+
+def label_file(path: str | os.PathLike, settings: LabelSettings, out: str | os.PathLike,
+               cache_dir: str | os.PathLike | None = None, n_workers: int | None = None,
+               progress: Progress | None = None) -> xr.Dataset:
+    """Read structures from ``path`` (any ASE format or netCDF), label them, write ``out`` (netCDF) atomically."""
+    labels = label_configurations(read_structures(path), settings, cache_dir=cache_dir, n_workers=n_workers,
+                                  progress=progress)
+    write_netcdf(labels, out)
+    return labels
+
+
+label_task = task(label_configurations, name="label", task_run_name="label-{settings.method}")

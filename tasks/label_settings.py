@@ -1,0 +1,130 @@
+"""Settings of the label stage: one typed, frozen model, validated where it enters.
+
+:class:`LabelSettings` checks every field when built (method, functional and basis names against PySCF,
+combinations PySCF cannot differentiate), so a bad setting fails before any SCF starts. This module
+imports PySCF only inside validators, which keeps it cheap to unpickle in worker processes.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+LADDER_STEPS = ("more_cycles", "damping", "level_shift", "newton")
+LadderStep = Literal["more_cycles", "damping", "level_shift", "newton"]
+
+
+class LabelSettings(BaseModel):
+    """How configurations are labeled with PySCF (energies in eV, forces in eV/Å come out).
+
+    Fields
+        method               ``"hf"``, ``"dft"`` (Kohn–Sham, ``functional``) or ``"mp2"`` (RHF/UHF reference).
+                             Restricted when ``spin == 0``, unrestricted otherwise.
+        functional           libxc name for ``method="dft"`` (e.g. ``"pbe"``, ``"b3lyp"``); ignored otherwise.
+        basis                PySCF basis name (``"def2-svp"``, ``"sto-3g"``, ``"gth-szv"`` for periodic cells).
+        density_fit          density fitting (RI-J/K) for molecules. MP2 gradients need exact integrals, so
+                             ``method="mp2"`` requires ``density_fit=False``. Periodic cells always use FFTDF.
+        dispersion           ``None``, ``"d3bj"``, ``"d3zero"`` or ``"d4"`` (pyscf-dispersion); HF and DFT only.
+        charge               total charge (e).
+        spin                 2S = N_alpha − N_beta (0 = closed shell).
+        conv_tol             SCF energy convergence threshold, Hartree.
+        max_cycle            SCF cycles of the first attempt.
+        scf_ladder           what to try, in order, when the SCF does not converge (empty: give up at once);
+                             each step runs up to max(2·max_cycle, 50) cycles ("more_cycles" twice that).
+        grid_level           PySCF DFT integration grid level (0–9).
+        grid_response        include the grid-weight derivatives in DFT forces, so forces are the exact
+                             derivative of the energy (costs a little more per gradient).
+        max_memory           PySCF memory bound per worker process, MB.
+        n_workers            worker processes labeling in parallel (1 = in this process).
+        threads_per_worker   OpenMP/BLAS threads per worker; ``None`` = cores // n_workers (at least 1).
+        min_distance         smallest allowed interatomic distance, Å (closer atoms are refused before SCF).
+        warm_start           start the SCF from the converged density of the nearest labeled geometry of the
+                             same molecule (same species order, same method) when one is close enough.
+        warm_start_max_rmsd  "close enough": RMS displacement over atoms, Å.
+        position_tolerance   positions and cell are rounded to multiples of this (Å) for the cache key.
+        pbc_ke_cutoff        plane-wave kinetic energy cutoff for periodic cells, eV (``None`` = PySCF's choice
+                             from the basis and its precision).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    method: Literal["hf", "dft", "mp2"] = "dft"
+    functional: str = "pbe"
+    basis: str = "def2-svp"
+    density_fit: bool = True
+    dispersion: Literal["d3bj", "d3zero", "d4"] | None = None
+    charge: int = 0
+    spin: int = Field(0, ge=0)
+    conv_tol: float = Field(1e-9, gt=0, lt=1e-3)
+    max_cycle: int = Field(50, ge=1)
+    scf_ladder: tuple[LadderStep, ...] = LADDER_STEPS
+    grid_level: int = Field(3, ge=0, le=9)
+    grid_response: bool = True
+    max_memory: int = Field(4000, ge=100)
+    n_workers: int = Field(1, ge=1)
+    threads_per_worker: int | None = Field(None, ge=1)
+    min_distance: float = Field(0.5, gt=0)
+    warm_start: bool = True
+    warm_start_max_rmsd: float = Field(0.5, ge=0)
+    position_tolerance: float = Field(1e-6, gt=0, le=0.01)
+    pbc_ke_cutoff: float | None = Field(None, gt=0)
+
+    @field_validator("functional", "basis")
+    @classmethod
+    def _lower(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not value:
+            raise ValueError("must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _check_with_pyscf(self) -> LabelSettings:
+        if self.method == "dft":
+            from pyscf.dft import libxc
+
+            try:
+                libxc.parse_xc(self.functional)
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"unknown functional {self.functional!r} (libxc names, e.g. 'pbe', 'b3lyp', "
+                                 f"'pbe0', 'r2scan'): {exc}") from None
+        from pyscf import gto
+
+        try:
+            gto.basis.load(self.basis, "H")
+        except Exception as exc:  # PySCF raises BasisNotFoundError or others for unknown names
+            if "not found for H" not in str(exc):
+                raise ValueError(f"unknown basis {self.basis!r} (PySCF names such as 'sto-3g', 'def2-svp', "
+                                 f"'cc-pvdz', 'gth-szv'): {exc}") from None
+        if self.method == "mp2":
+            if self.density_fit:
+                raise ValueError("PySCF has no analytic gradients for density-fitted MP2: set density_fit=False "
+                                 "for method='mp2'")
+            if self.dispersion is not None:
+                raise ValueError("dispersion corrections are for HF and DFT; MP2 already has dispersion: "
+                                 "set dispersion=None")
+        return self
+
+    def worker_threads(self, n_workers: int | None = None) -> int:
+        """OpenMP/BLAS threads per worker so that workers × threads ≈ the cores this process may use."""
+        if self.threads_per_worker is not None:
+            return self.threads_per_worker
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // (n_workers or self.n_workers))
+
+    def method_key(self) -> dict:
+        """The settings that change the numbers (the cache key part); workers, memory, ladder do not."""
+        return {
+            "method": self.method,
+            "functional": self.functional if self.method == "dft" else None,
+            "basis": self.basis,
+            "density_fit": self.density_fit,
+            "dispersion": self.dispersion,
+            "charge": self.charge,
+            "spin": self.spin,
+            "conv_tol": self.conv_tol,
+            "grid_level": self.grid_level if self.method == "dft" else None,
+            "grid_response": self.grid_response if self.method == "dft" else None,
+            "pbc_ke_cutoff": self.pbc_ke_cutoff,
+        }

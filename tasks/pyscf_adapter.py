@@ -1,0 +1,273 @@
+"""PySCF adapter: one configuration → total energy (eV) and forces (eV/Å). The only place with Hartree and Bohr.
+
+Molecules and clusters (open boundaries) use ``pyscf.gto.Mole`` with HF, Kohn–Sham DFT or MP2, optional
+density fitting and D3/D4 dispersion (pyscf-dispersion). Fully periodic cells use ``pyscf.pbc`` at the
+Γ point through the k-point classes (KRHF/KUHF/KRKS/KUKS with FFTDF and GTH pseudopotentials), the only
+periodic combination for which PySCF 2.x has analytic nuclear gradients; anything else is refused by
+:func:`check_supported` before an SCF starts.
+
+The SCF ladder: a first attempt with ``max_cycle``; if it does not converge, each step of
+``settings.scf_ladder`` is tried in turn (more cycles from the last density; damping; level shift;
+second-order Newton solver). A configuration that still fails comes back with ``status="failed"``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pyscf
+from pyscf import dft, gto, lib, mp, scf
+from pyscf.data.elements import ELEMENTS
+
+from tasks.label_settings import LabelSettings
+
+HARTREE_EV = 27.211386245988  # eV per Hartree, CODATA 2018 (NIST)
+BOHR_ANGSTROM = 0.529177210903  # Å per Bohr, CODATA 2018 (NIST)
+FORCE_EV_ANGSTROM = HARTREE_EV / BOHR_ANGSTROM  # eV/Å per Hartree/Bohr
+PYSCF_VERSION = pyscf.__version__
+
+_counters = {"scf_runs": 0}
+
+_DAMPING = 0.5  # fraction of the previous Fock matrix mixed in
+_LEVEL_SHIFT = 0.5  # Hartree added to virtual orbital energies
+_LADDER_MIN_CYCLES = 50  # each ladder step may run at least this many cycles (or twice max_cycle)
+_PERIODIC_PSEUDO = {"hf": "gth-hf-rev", "pbe": "gth-pbe", "lda": "gth-pade", "pade": "gth-pade", "blyp": "gth-blyp",
+                    "bp86": "gth-bp", "pbesol": "gth-pbesol", "olyp": "gth-olyp"}
+
+
+class UnsupportedLabelError(ValueError):
+    """The chosen method cannot give energies and analytic forces for this kind of system in PySCF."""
+
+
+def scf_run_count() -> int:
+    """SCF kernels started in this process so far (tests use it to prove a cache hit computes nothing)."""
+    return _counters["scf_runs"]
+
+
+@dataclass
+class LabelResult:
+    """One label: ``energy`` eV and ``forces`` (n_atoms, 3) eV/Å (NaN when ``status == "failed"``).
+
+    ``dm`` is the converged AO density matrix (for warm starts), ``scf_cycles`` the cycles of all attempts,
+    ``ladder_step`` the ladder step that converged (``"none"`` = the first attempt), ``wall_time`` seconds.
+    """
+
+    energy: float
+    forces: np.ndarray
+    status: str
+    reason: str
+    scf_cycles: int
+    ladder_step: str
+    wall_time: float
+    dm: np.ndarray | None = None
+
+
+def is_periodic(pbc: np.ndarray) -> bool:
+    return bool(np.any(pbc))
+
+
+def periodic_pseudo(settings: LabelSettings) -> str:
+    """GTH pseudopotential family matching the method (periodic cells)."""
+    name = "hf" if settings.method == "hf" else settings.functional
+    return _PERIODIC_PSEUDO.get(name, "gth-pbe")
+
+
+def check_supported(settings: LabelSettings, pbc: np.ndarray) -> None:
+    """Raise :class:`UnsupportedLabelError` if PySCF cannot give energy and analytic forces for this system."""
+    pbc = np.asarray(pbc, dtype=bool)
+    if not pbc.any():
+        return
+    supported = ("supported for periodic cells: method 'hf' or 'dft' with an LDA/GGA functional without exact "
+                 "exchange (pbe, lda, blyp, bp86, pbesol), a GTH basis (gth-szv, gth-dzvp, ...), no dispersion, "
+                 "all three directions periodic (Γ point, FFTDF); or label the system as a cluster with pbc all False")
+    if not pbc.all():
+        raise UnsupportedLabelError(f"partly periodic cell (pbc={pbc.tolist()}): PySCF has no nuclear gradients for "
+                                    f"1D/2D periodicity; {supported}")
+    if settings.method == "mp2":
+        raise UnsupportedLabelError(f"PySCF has no periodic MP2 nuclear gradients; {supported}")
+    if settings.method == "dft":
+        from pyscf.dft import libxc
+
+        if libxc.is_hybrid_xc(settings.functional) or libxc.xc_type(settings.functional) not in ("LDA", "GGA"):
+            raise UnsupportedLabelError(f"functional {settings.functional!r} has no periodic nuclear gradients in "
+                                        f"PySCF; {supported}")
+    if settings.dispersion is not None:
+        raise UnsupportedLabelError(f"dispersion {settings.dispersion!r} is not wired for periodic cells; {supported}")
+    if not settings.basis.startswith("gth"):
+        raise UnsupportedLabelError(f"basis {settings.basis!r}: periodic gradients in PySCF need GTH "
+                                    f"pseudopotentials and a GTH basis; {supported}")
+
+
+def check_elements(species: np.ndarray, settings: LabelSettings, periodic: bool) -> None:
+    """Raise ValueError naming any element the basis (or, for cells, the pseudopotential) does not cover."""
+    for z in sorted({int(z) for z in species}):
+        symbol = ELEMENTS[z]
+        try:
+            if not gto.basis.load(settings.basis, symbol):
+                raise KeyError(symbol)
+        except Exception:
+            raise ValueError(f"element {symbol} (Z={z}) is not covered by basis {settings.basis!r}; choose a basis "
+                             f"that has it (e.g. def2-svp covers H–Rn)") from None
+        if periodic:
+            from pyscf.pbc.gto import pseudo
+
+            try:
+                pseudo.load(periodic_pseudo(settings), symbol)
+            except Exception:
+                raise ValueError(f"element {symbol} (Z={z}) has no pseudopotential {periodic_pseudo(settings)!r} "
+                                 f"for periodic cells") from None
+
+
+def build_system(species: np.ndarray, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+                 settings: LabelSettings):
+    """A built ``Mole`` (open) or ``pbc.gto.Cell`` (periodic); ``positions``, ``cell`` in Å."""
+    atoms = [(ELEMENTS[int(z)], tuple(p)) for z, p in zip(species, np.asarray(positions) / BOHR_ANGSTROM,
+                                                          strict=True)]
+    if is_periodic(pbc):
+        from pyscf.pbc import gto as pbc_gto
+
+        system = pbc_gto.Cell()
+        system.a = np.asarray(cell) / BOHR_ANGSTROM
+        system.pseudo = periodic_pseudo(settings)
+        if settings.pbc_ke_cutoff is not None:
+            system.ke_cutoff = settings.pbc_ke_cutoff / HARTREE_EV
+    else:
+        system = gto.Mole()
+        if settings.basis.startswith("def2"):  # def2 basis sets use ECPs beyond Kr
+            system.ecp = {ELEMENTS[int(z)]: settings.basis for z in set(species.tolist()) if z > 36}
+    system.atom = atoms
+    system.unit = "Bohr"
+    system.basis = settings.basis
+    system.charge = settings.charge
+    system.spin = settings.spin
+    system.max_memory = settings.max_memory
+    system.verbose = 0
+    system.build(dump_input=False)
+    return system
+
+
+def make_mean_field(system, settings: LabelSettings, step: str = "none"):
+    """The SCF object for ``system`` (restricted when spin is 0), configured for ladder ``step``."""
+    restricted = settings.spin == 0
+    periodic = not isinstance(system, gto.Mole)
+    if periodic:
+        from pyscf.pbc import dft as pbc_dft
+        from pyscf.pbc import scf as pbc_scf
+
+        kpts = system.make_kpts([1, 1, 1])
+        if settings.method == "dft":
+            mf = (pbc_dft.KRKS if restricted else pbc_dft.KUKS)(system, kpts, xc=settings.functional)
+        else:
+            mf = (pbc_scf.KRHF if restricted else pbc_scf.KUHF)(system, kpts)
+    else:
+        if settings.method == "dft":
+            mf = (dft.RKS if restricted else dft.UKS)(system, xc=settings.functional)
+            mf.grids.level = settings.grid_level
+        else:
+            mf = (scf.RHF if restricted else scf.UHF)(system)
+        if settings.dispersion is not None:
+            mf.disp = settings.dispersion
+        if settings.density_fit:
+            mf = mf.density_fit()
+    mf.conv_tol = settings.conv_tol
+    mf.max_cycle = settings.max_cycle
+    mf.max_memory = settings.max_memory
+    mf.verbose = 0
+    budget = max(2 * settings.max_cycle, _LADDER_MIN_CYCLES)  # cycles of one ladder step
+    if step == "more_cycles":
+        mf.max_cycle = 2 * budget
+    elif step == "damping":
+        mf.damp = _DAMPING
+        mf.diis_start_cycle = 4
+        mf.max_cycle = budget
+    elif step == "level_shift":
+        mf.level_shift = _LEVEL_SHIFT
+        mf.max_cycle = budget
+    elif step == "newton":
+        mf = mf.newton()
+        mf.max_cycle = budget
+    return mf
+
+
+def _run_scf(mf, dm0):
+    _counters["scf_runs"] += 1
+    count = [0]
+
+    def _count(_envs):
+        count[0] += 1
+
+    mf.callback = _count  # one call per SCF (or Newton macro) iteration; mf.cycles is 0 for Newton
+    mf.kernel(dm0=dm0)
+    return count[0], bool(mf.converged)
+
+
+def converge(system, settings: LabelSettings, dm0: np.ndarray | None = None):
+    """Run the SCF with the ladder. Returns ``(mf, cycles, step)``; ``step`` is None when nothing converged."""
+    mf = make_mean_field(system, settings)
+    cycles, ok = _run_scf(mf, dm0)
+    if ok:
+        return mf, cycles, "none"
+    for step in settings.scf_ladder:
+        # "more cycles" and "newton" continue from the last density; damping and level shift restart
+        # from the initial guess, since the last density may be the oscillation they are meant to stop.
+        start = mf.make_rdm1() if step in ("more_cycles", "newton") else dm0
+        mf = make_mean_field(system, settings, step)
+        more, ok = _run_scf(mf, start)
+        cycles += more
+        if ok:
+            return mf, cycles, step
+    return mf, cycles, None
+
+
+def _gradient(mf, system, settings: LabelSettings) -> tuple[float, np.ndarray]:
+    """Total energy (Hartree) and its nuclear gradient (n, 3) Hartree/Bohr for a converged ``mf``."""
+    if hasattr(mf, "undo_soscf"):
+        mf = mf.undo_soscf()  # the Newton wrapper's gradient object is the plain method's
+    if settings.method == "mp2":
+        pt = mp.MP2(mf)
+        pt.verbose = 0
+        pt.kernel()
+        return float(pt.e_tot), np.asarray(pt.nuc_grad_method().kernel())
+    grad = mf.nuc_grad_method()
+    grad.verbose = 0
+    if settings.method == "dft" and settings.grid_response and isinstance(system, gto.Mole):
+        grad.grid_response = True
+    return float(mf.e_tot), np.asarray(grad.kernel())
+
+
+def run_label(species: np.ndarray, positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray,
+              settings: LabelSettings, dm0: np.ndarray | None = None) -> LabelResult:
+    """Energy (eV) and forces (eV/Å) of one configuration; never raises for SCF trouble (status says)."""
+    start = time.perf_counter()
+    n = len(species)
+    nan_forces = np.full((n, 3), np.nan)
+    cycles = 0
+    try:
+        system = build_system(species, positions, cell, pbc, settings)
+        if dm0 is not None and np.shape(dm0)[-1] != system.nao_nr():
+            dm0 = None
+        mf, cycles, step = converge(system, settings, dm0)
+        if step is None:
+            tried = ", ".join(settings.scf_ladder) or "ladder disabled"
+            return LabelResult(np.nan, nan_forces, "failed",
+                               f"SCF not converged to {settings.conv_tol:g} Ha after {cycles} cycles ({tried})",
+                               cycles, "failed", time.perf_counter() - start)
+        energy, gradient = _gradient(mf, system, settings)
+        dm = np.asarray(mf.make_rdm1())
+    except Exception as exc:  # a PySCF failure of this one configuration is data, not a batch crash
+        return LabelResult(np.nan, nan_forces, "failed", f"{type(exc).__name__}: {exc}", cycles, "failed",
+                           time.perf_counter() - start)
+    if not (np.isfinite(energy) and np.all(np.isfinite(gradient))):
+        return LabelResult(np.nan, nan_forces, "failed", "non-finite energy or gradient from PySCF", cycles,
+                           step, time.perf_counter() - start)
+    return LabelResult(energy * HARTREE_EV, -gradient * FORCE_EV_ANGSTROM, "ok", "", cycles, step,
+                       time.perf_counter() - start, dm)
+
+
+def set_threads(n: int) -> int:
+    """Set PySCF's OpenMP threads; returns the previous count (restore it in a ``finally``)."""
+    previous = lib.num_threads()
+    lib.num_threads(n)
+    return previous
