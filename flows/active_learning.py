@@ -58,8 +58,12 @@ def ok_labels(labels: xr.Dataset) -> xr.Dataset:
 
 
 def prediction_errors(potential, labels: xr.Dataset) -> dict[str, float]:
-    """Energy (meV/atom) and force (eV/Å) MAE/RMSE of ``potential`` against ``labels`` (successful ones)."""
+    """Energy (meV/atom) and force (eV/Å) MAE/RMSE of ``potential`` against ``labels`` (successful ones).
+    Atoms closer than the MTP's ``min_dist`` are extrapolated (as MLIP does), not refused."""
     labels = ok_labels(labels)
+    if getattr(potential, "below_min_dist", "allow") != "allow":
+        potential = potential.copy()
+        potential.below_min_dist = "allow"
     de, df = [], []
     for k in range(labels.sizes["config"]):
         x, z, cell, pbc = config_arrays(labels, k)

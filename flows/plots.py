@@ -71,7 +71,7 @@ def parity(store: CampaignStore, out: Path) -> Path | None:
 
     if not store.path("final.mtp").exists():
         return None
-    pot = read_mtp(store.path("final.mtp"))
+    pot = read_mtp(store.path("final.mtp"), below_min_dist="allow")
     ds = store.read_dataset("test_set.nc") if store.has("test_set.nc") else store.read_labels()
     ds = ok_labels(ds)
     if ds.sizes["config"] == 0:
