@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import flows.cmd_campaign  # noqa: F401  (registers run, label, fit, status, plot, ui, deploy)
+import flows.cmd_phase  # noqa: F401  (registers melt, seed)
 from flows import cmd_sample  # noqa: F401  (registers commands)
 from flows.app import UserError, app, console
 

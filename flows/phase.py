@@ -1,0 +1,326 @@
+"""Prefect flows for phase transitions: ``melting_curve`` and ``seeded_crystallisation``.
+
+``melting_curve``: heating ladders from an fcc crystal (perfect, and with random vacancies/interstitials)
+and cooling ladders from a melted liquid at fixed pressure, ``n_chains`` independent replicas each, all
+as parallel Prefect tasks. The run directory gets ``ladders/*.nc`` (one per ladder, with its final
+configuration), ``melting_curve.nc`` (all curves along dim ``ladder``), ``melting_curve.png`` and
+``summary.json`` (the melting bracket from the hysteresis and the published LJ melting line).
+
+``seeded_crystallisation``: for each temperature a supercooled liquid is prepared once, then each
+(seed structure, seed size) runs as a task; ``seeded.nc`` (dim ``run`` × ``frame``), ``runs/*.nc``,
+``seeded.png`` and ``summary.json`` (outcome per run, critical seed-size bracket per temperature and
+structure, seed survival and growth-mode statistics).
+
+Results are plain xarray/netCDF and JSON; the numerics live in :mod:`hmc_core.phase`, the stage
+functions in :mod:`tasks.phase`; this module only wires and reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from hmc_core.configurations import write_netcdf
+from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
+from hmc_core.phase import SEED_STRUCTURES, PhaseSystem, melting_bracket
+from tasks.phase import ladder_task, seeded_run_task, supercooled_liquid_task
+
+
+@dataclass(frozen=True)
+class MeltingCurveSettings:
+    """Validated inputs of :func:`melting_curve` (temperatures in K or T*, pressure in bar or P*)."""
+
+    element: str = "LJ"
+    pressure: float = 1.0
+    temperatures: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
+    n_cells: int = 4
+    n_chains: int = 1
+    vacancy_fraction: float = 0.02
+    interstitial_fraction: float = 0.0
+    n_samples: int = 200
+    n_warmup: int = 50
+    analyse_every: int = 20
+    cutoff_sigma: float = 3.0
+    seed: int = 0
+    n_workers: int = 2
+
+    def __post_init__(self):
+        PhaseSystem(self.element, self.cutoff_sigma)  # raises on an unknown element
+        if len(self.temperatures) < 2 or min(self.temperatures) <= 0:
+            raise ValueError(f"give at least two positive temperatures, got {list(self.temperatures)}")
+        if self.pressure < 0:
+            raise ValueError(f"pressure = {self.pressure} is negative; melting curves need P ≥ 0")
+        for name in ("n_cells", "n_chains", "n_samples", "analyse_every", "n_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.n_cells < 3:
+            raise ValueError(f"n_cells = {self.n_cells} gives a box smaller than twice the cutoff; use ≥ 3")
+
+
+def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float:
+    """Published LJ melting temperature at ``pressure`` in the system's units (NaN outside the fit)."""
+    p_star = pressure / system.reduced_pressure_to_user(1.0)
+    t_star = TRIPLE_POINT_MASTNY_DE_PABLO if p_star < 0.05 else melting_temperature(p_star)
+    return t_star * system.epsilon_over_kB
+
+
+def _ladder_name(ds: xr.Dataset) -> str:
+    kind = "perfect" if ds.attrs["vacancy_fraction"] == 0 and ds.attrs["interstitial_fraction"] == 0 else "defects"
+    return f"{ds.attrs['direction']}-{kind}-r{ds.attrs['replica']}"
+
+
+def combine_ladders(ladders: list[xr.Dataset]) -> xr.Dataset:
+    """All ladders along a new dim ``ladder`` (curve variables only; configurations stay in ladders/*.nc)."""
+    curves = [ds.drop_vars(["final_positions", "final_cell"]).drop_attrs(deep=False)
+              .expand_dims(ladder=[_ladder_name(ds)]) for ds in ladders]
+    out = xr.concat(curves, dim="ladder", join="outer")
+    out["direction"] = ("ladder", [ds.attrs["direction"] for ds in ladders])
+    out["vacancy_fraction"] = ("ladder", [ds.attrs["vacancy_fraction"] for ds in ladders])
+    out["interstitial_fraction"] = ("ladder", [ds.attrs["interstitial_fraction"] for ds in ladders])
+    out["n_atoms"] = ("ladder", [ds.attrs["n_atoms"] for ds in ladders])
+    keep = ("element", "units", "cutoff_sigma", "pressure", "pressure_unit", "n_samples", "n_warmup")
+    out.attrs.update({k: ladders[0].attrs[k] for k in keep})
+    out.attrs["schema"] = "pesflow.melting_curve/1"
+    return out
+
+
+def plot_melting_curve(curves: xr.Dataset, summary: dict, path: Path) -> Path:
+    """Density, enthalpy per atom and solid fraction against temperature, heating vs cooling."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
+    t = curves["temperature"].values
+    for k, name in enumerate(curves["ladder"].values):
+        heating = str(curves["direction"].values[k]) == "heating"
+        defects = "defects" in str(name)
+        style = dict(color=("tab:orange" if defects else "tab:red") if heating else "tab:blue",
+                     ls="-" if heating else "--", marker="o" if heating else "s", ms=3, label=str(name))
+        for ax, var in zip(axes, ("density", "enthalpy", "solid_fraction_final"), strict=True):
+            ax.plot(t, curves[var].values[k], **style)
+    lo, hi = summary["bracket"]
+    for ax, label in zip(axes, ("density", "enthalpy / atom", "solid fraction (end of each T)"), strict=True):
+        if np.isfinite(summary["reference_T_m"]):
+            ax.axvline(summary["reference_T_m"], color="grey", lw=1, label="LJ melting line")
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.axvspan(lo, hi, color="grey", alpha=0.15, label="bracket")
+        ax.set_xlabel(f"T ({'K' if curves.attrs['units'] == 'metal' else 'ε/k_B'})")
+        ax.set_ylabel(label)
+    axes[2].legend(fontsize=7)
+    fig.suptitle(f"{curves.attrs['element']} at P = {curves.attrs['pressure']:g} {curves.attrs['pressure_unit']}")
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@flow(name="melting-curve", persist_result=False, log_prints=False)
+def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: float = 1.0,
+                  temperatures: list[float] | None = None, n_cells: int = 4, n_chains: int = 1,
+                  vacancy_fraction: float = 0.02, interstitial_fraction: float = 0.0, n_samples: int = 200,
+                  n_warmup: int = 50, analyse_every: int = 20, cutoff_sigma: float = 3.0, seed: int = 0,
+                  n_workers: int = 2) -> dict:
+    """Heating and cooling curves at fixed pressure with their hysteresis and the melting bracket.
+
+    Returns the summary dict (also in ``run_dir/summary.json``).
+    """
+    s = MeltingCurveSettings(element, pressure, tuple(temperatures or MeltingCurveSettings.temperatures), n_cells,
+                             n_chains, vacancy_fraction, interstitial_fraction, n_samples, n_warmup, analyse_every,
+                             cutoff_sigma, seed, n_workers)
+    system = PhaseSystem(s.element, s.cutoff_sigma)
+    out = Path(run_dir)
+    (out / "ladders").mkdir(parents=True, exist_ok=True)
+    log = get_run_logger()
+    variants = [(0.0, 0.0)]
+    if s.vacancy_fraction > 0 or s.interstitial_fraction > 0:
+        variants.append((s.vacancy_fraction, s.interstitial_fraction))
+    jobs = []
+    for r in range(s.n_chains):
+        for vac, inter in variants:
+            jobs.append(dict(direction="heating", vacancy_fraction=vac, interstitial_fraction=inter, replica=r))
+        jobs.append(dict(direction="cooling", vacancy_fraction=0.0, interstitial_fraction=0.0, replica=r))
+    common = dict(system=system, temperatures=list(s.temperatures), pressure=s.pressure, n_cells=s.n_cells,
+                  n_samples=s.n_samples, n_warmup=s.n_warmup, analyse_every=s.analyse_every)
+    log.info("%d ladders × %d temperatures, %d atoms", len(jobs), len(s.temperatures), 4 * s.n_cells**3)
+    with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
+        futures = [runner.submit(ladder_task, {**common, **job, "seed": s.seed + 1000 * k})
+                   for k, job in enumerate(jobs)]
+        ladders = [f.result() for f in futures]
+    for ds in ladders:
+        write_netcdf(ds, out / "ladders" / f"{_ladder_name(ds)}.nc")
+    curves = combine_ladders(ladders)
+    write_netcdf(curves, out / "melting_curve.nc")
+    heating = [ds for ds in ladders if ds.attrs["direction"] == "heating"]
+    cooling = [ds for ds in ladders if ds.attrs["direction"] == "cooling"]
+    bracket = melting_bracket(heating, cooling)
+    perfect = melting_bracket([ds for ds in heating if ds.attrs["vacancy_fraction"] == 0
+                               and ds.attrs["interstitial_fraction"] == 0], cooling)
+    defective = melting_bracket([ds for ds in heating if ds.attrs["vacancy_fraction"] > 0
+                                 or ds.attrs["interstitial_fraction"] > 0], cooling)
+    summary = {
+        "settings": asdict(s), "n_atoms_perfect": 4 * s.n_cells**3,
+        "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
+        "T_plus": bracket["T_plus"], "T_minus": bracket["T_minus"],
+        "T_hysteresis": bracket["T_hysteresis"],
+        "T_plus_perfect": perfect["T_plus"], "T_plus_defective": defective["T_plus"],
+        "reference_T_m": reference_melting_temperature(system, s.pressure),
+        "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients; "
+                     "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05",
+        "cutoff_note": f"LJ truncated at {s.cutoff_sigma}σ with tail correction; the references are for the full "
+                       "potential and N → ∞",
+    }
+    summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
+    plot_melting_curve(curves, {**summary, "bracket": bracket["bracket"],
+                                "reference_T_m": summary["reference_T_m"] or float("nan")}, out / "melting_curve.png")
+    create_markdown_artifact(key="melting-curve", markdown=_melting_markdown(summary, out))
+    return summary
+
+
+def _fmt(v) -> str:
+    return "n/a" if v is None else f"{v:.4g}"
+
+
+def _melting_markdown(summary: dict, out: Path) -> str:
+    lo, hi = summary["bracket"]
+    return (f"# Melting curve ({summary['settings']['element']}, P = {summary['settings']['pressure']})\n\n"
+            f"| quantity | value |\n|---|---|\n| T₋ (liquid crystallised on cooling) | {_fmt(lo)} |\n"
+            f"| T₊ (crystal melted on heating) | {_fmt(hi)} |\n"
+            f"| T₊ perfect / defective | {_fmt(summary['T_plus_perfect'])} / {_fmt(summary['T_plus_defective'])} |\n"
+            f"| hysteresis estimate | {_fmt(summary['T_hysteresis'])} |\n"
+            f"| published melting line | {_fmt(summary['reference_T_m'])} |\n\nResults in `{out}`.")
+
+
+@dataclass(frozen=True)
+class SeededSettings:
+    """Validated inputs of :func:`seeded_crystallisation`."""
+
+    element: str = "LJ"
+    pressure: float = 1.0
+    temperatures: tuple[float, ...] = (0.6,)
+    structures: tuple[str, ...] = ("fcc",)
+    seed_sizes: tuple[int, ...] = (13, 43, 79)
+    n_cells: int = 6
+    melt_temperature: float | None = None
+    n_samples: int = 200
+    analyse_every: int = 5
+    cutoff_sigma: float = 3.0
+    seed: int = 0
+    n_workers: int = 2
+
+    def __post_init__(self):
+        PhaseSystem(self.element, self.cutoff_sigma)
+        unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
+        if unknown:
+            raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"give positive temperatures, got {list(self.temperatures)}")
+        if not self.seed_sizes or min(self.seed_sizes) < 1:
+            raise ValueError(f"seed sizes must be ≥ 1 atom, got {list(self.seed_sizes)}")
+        if self.pressure < 0:
+            raise ValueError(f"pressure = {self.pressure} is negative; seeded runs need P ≥ 0")
+        if self.n_samples < 1 or self.analyse_every < 1 or self.n_cells < 3:
+            raise ValueError("n_samples and analyse_every must be ≥ 1 and n_cells ≥ 3")
+
+
+def critical_size_brackets(runs: list[xr.Dataset]) -> list[dict]:
+    """Per (temperature, structure): the largest seed that dissolved and the smallest that grew."""
+    out = []
+    keys = sorted({(ds.attrs["temperature"], ds.attrs["structure"]) for ds in runs})
+    for t, st in keys:
+        group = [ds for ds in runs if ds.attrs["temperature"] == t and ds.attrs["structure"] == st]
+        dissolved = [ds.attrs["n_seed"] for ds in group if ds.attrs["outcome"] == "dissolved"]
+        grew = [ds.attrs["n_seed"] for ds in group if ds.attrs["outcome"] == "grew"]
+        out.append({"temperature": t, "structure": st, "largest_dissolved": max(dissolved, default=None),
+                    "smallest_grown": min(grew, default=None)})
+    return out
+
+
+def plot_seeded(combined: xr.Dataset, path: Path) -> Path:
+    """Largest solid cluster against sweeps, one panel per temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    temps = sorted(set(combined["temperature"].values.tolist()))
+    fig, axes = plt.subplots(1, len(temps), figsize=(5 * len(temps), 3.8), squeeze=False, constrained_layout=True)
+    styles = {"fcc": "-", "hcp": "--", "bcc": ":", "ico": "-."}
+    for r in range(combined.sizes["run"]):
+        ax = axes[0, temps.index(float(combined["temperature"].values[r]))]
+        st = str(combined["structure"].values[r])
+        ax.plot(combined["sweep"].values[r], combined["largest_cluster"].values[r], ls=styles[st],
+                label=f"{st} {int(combined['n_seed'].values[r])}")
+    for ax, t in zip(axes[0], temps, strict=True):
+        ax.set_title(f"T = {t:g}")
+        ax.set_xlabel("NPT HMC sweep")
+        ax.set_ylabel("largest solid cluster (atoms)")
+        ax.legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+@flow(name="seeded-crystallisation", persist_result=False, log_prints=False)
+def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pressure: float = 1.0,
+                           temperatures: list[float] | None = None, structures: list[str] | None = None,
+                           seed_sizes: list[int] | None = None, n_cells: int = 6,
+                           melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
+                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2) -> dict:
+    """Insert crystal seeds into supercooled liquids and follow the largest solid cluster."""
+    s = SeededSettings(element, pressure, tuple(temperatures or SeededSettings.temperatures),
+                       tuple(structures or SeededSettings.structures), tuple(seed_sizes or SeededSettings.seed_sizes),
+                       n_cells, melt_temperature, n_samples, analyse_every, cutoff_sigma, seed, n_workers)
+    system = PhaseSystem(s.element, s.cutoff_sigma)
+    out = Path(run_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    t_melt = s.melt_temperature or 2.0 * reference_melting_temperature(system, s.pressure)
+    with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
+        liquids = {t: runner.submit(supercooled_liquid_task, dict(
+            system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, melt_temperature=t_melt,
+            seed=s.seed + 17 * k)) for k, t in enumerate(s.temperatures)}
+        futures = []
+        for t in s.temperatures:
+            for st in s.structures:
+                for n in s.seed_sizes:
+                    futures.append(runner.submit(seeded_run_task, dict(
+                        system=system, liquid=liquids[t], structure=st, n_seed=n, temperature=t,
+                        pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
+                        seed=s.seed + len(futures))))
+        runs = [f.result() for f in futures]
+    for ds in runs:
+        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}.nc")
+    combined = xr.concat([ds.drop_attrs(deep=False) for ds in runs], dim="run", join="outer")
+    for key in ("temperature", "structure", "n_seed", "outcome", "n_atoms"):
+        combined[key] = ("run", [ds.attrs[key] for ds in runs])
+    combined.attrs.update({"element": s.element, "pressure": s.pressure, "schema": "pesflow.seeded/1"})
+    write_netcdf(combined, out / "seeded.nc")
+    plot_seeded(combined, out / "seeded.png")
+    summary = {"settings": asdict(s), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
+               "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "n_atoms", "outcome",
+                                                   "initial_largest_cluster", "final_largest_cluster",
+                                                   "initial_composition", "final_composition",
+                                                   "mean_abs_increment", "max_increment",
+                                                   "fraction_small_increments")} for ds in runs]}
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    rows = "\n".join(f"| {r['temperature']:g} | {r['structure']} | {r['n_seed']} | {r['outcome']} | "
+                     f"{r['final_largest_cluster']:.0f} | {r['final_composition']} |" for r in summary["runs"])
+    create_markdown_artifact(key="seeded-crystallisation", markdown=(
+        "| T | seed | size | outcome | final largest cluster | final composition |\n|---|---|---|---|---|---|\n"
+        + rows))
+    return summary
+
+
+def _json_default(v):
+    if isinstance(v, np.generic):
+        return v.item()
+    raise TypeError(f"not JSON serialisable: {type(v).__name__}")

@@ -1,0 +1,77 @@
+"""Phase-transition stage: heating and cooling ladders, supercooled liquids, seeded crystallisation runs.
+
+Plain functions (testable without Prefect) and their Prefect tasks; the numerics are in
+:mod:`hmc_core.phase`. Temperatures in K (rare gases) or T* (LJ); pressures in bar or P*.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from hmc_core.phase import PhaseSystem, add_defects, lattice, melt, run_ladder, run_seeded
+
+CRYSTAL_DENSITY_REDUCED = 1.0  # starting fcc density ρσ³ (NPT relaxes it within the warm-up)
+
+
+def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float = 0.0,
+                     interstitial_fraction: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """fcc crystal of 4·n_cells³ sites at ρσ³ = 1, with random vacancies/interstitials; (positions, cell)."""
+    pos, cell = lattice("fcc", n_cells, CRYSTAL_DENSITY_REDUCED / system.sigma**3)
+    if vacancy_fraction or interstitial_fraction:
+        pos = add_defects(pos, cell, vacancy_fraction, interstitial_fraction, seed=seed)
+    return pos, cell
+
+
+def ladder(system: PhaseSystem, direction: str, temperatures: list[float], pressure: float, n_cells: int,
+           vacancy_fraction: float = 0.0, interstitial_fraction: float = 0.0, melt_temperature: float | None = None,
+           n_samples: int = 200, n_warmup: int = 50, analyse_every: int = 20, seed: int = 0, replica: int = 0,
+           pressure_unit: str | None = None) -> xr.Dataset:
+    """One heating (ascending, from the crystal) or cooling (descending, from a liquid melted at
+    ``melt_temperature``, default 1.5 × the highest temperature) ladder. Returns the ladder Dataset with
+    attrs ``direction``, ``vacancy_fraction``, ``interstitial_fraction``, ``replica``."""
+    if direction not in ("heating", "cooling"):
+        raise ValueError(f"direction must be heating or cooling, got {direction!r}")
+    pos, cell = starting_crystal(system, n_cells, vacancy_fraction, interstitial_fraction, seed)
+    temps = sorted(temperatures, reverse=direction == "cooling")
+    kw = dict(n_warmup=n_warmup, pressure_unit=pressure_unit)
+    if direction == "cooling":
+        t_melt = melt_temperature or 1.5 * max(temps)
+        pos, cell = melt(system, pos, cell, t_melt, pressure, n_samples=max(n_samples, 100), seed=seed + 1, **kw)
+    ds = run_ladder(system, pos, cell, temps, pressure, n_samples=n_samples, analyse_every=analyse_every,
+                    seed=seed, **kw)
+    ds.attrs.update({"direction": direction, "vacancy_fraction": vacancy_fraction,
+                     "interstitial_fraction": interstitial_fraction, "replica": replica})
+    return ds.sortby("temperature")
+
+
+def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float, n_cells: int,
+                       melt_temperature: float, n_melt: int = 150, n_quench: int = 100, seed: int = 0,
+                       pressure_unit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Melt an fcc crystal at ``melt_temperature`` and quench it to ``temperature``: (positions, cell)."""
+    pos, cell = starting_crystal(system, n_cells)
+    pos, cell = melt(system, pos, cell, melt_temperature, pressure, n_samples=n_melt, seed=seed,
+                     pressure_unit=pressure_unit)
+    return melt(system, pos, cell, temperature, pressure, n_samples=n_quench, seed=seed + 1,
+                pressure_unit=pressure_unit)
+
+
+def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
+               temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
+               pressure_unit: str | None = None) -> xr.Dataset:
+    """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`)."""
+    pos, cell = liquid
+    return run_seeded(system, pos, cell, structure, n_seed, temperature, pressure, n_samples=n_samples,
+                      analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit)
+
+
+ladder_task = task(ladder, name="phase-ladder", cache_policy=NO_CACHE, persist_result=False,
+                   task_run_name="{direction} ladder, defects {vacancy_fraction}/{interstitial_fraction}, "
+                                 "replica {replica}")
+supercooled_liquid_task = task(supercooled_liquid, name="supercooled-liquid", cache_policy=NO_CACHE,
+                               persist_result=False,
+                               task_run_name="liquid at T={temperature}")
+seeded_run_task = task(seeded_run, name="seeded-run", cache_policy=NO_CACHE, persist_result=False,
+                       task_run_name="{structure} seed of {n_seed} at T={temperature}")
