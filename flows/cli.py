@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 import flows.cmd_campaign  # noqa: F401  (registers run, label, fit, status, plot, ui, deploy)
 import flows.cmd_phase  # noqa: F401  (registers melt, seed)
 from flows import cmd_sample  # noqa: F401  (registers commands)
@@ -18,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
         message = str(exc).strip().strip("'\"") or type(exc).__name__
-        console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         return 2
     except Exception as exc:  # the (vendored) click's usage errors carry show() and exit_code
         if hasattr(exc, "show") and hasattr(exc, "exit_code"):
