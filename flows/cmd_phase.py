@@ -69,7 +69,7 @@ def melt(
                             cutoff_sigma=cutoff, seed=seed, n_workers=workers)
     lo, hi = summary["bracket"]
     console.print(f"melting bracket: T₋ = {lo}, T₊ = {hi}; hysteresis estimate {summary['T_hysteresis']}; "
-                  f"published LJ melting line {summary['reference_T_m']:.4g}")
+                  f"published LJ melting line {summary['reference_T_m']}")
     console.print(json.dumps({k: summary[k] for k in ("T_plus_perfect", "T_plus_defective")}))
 
 

@@ -68,7 +68,10 @@ class MeltingCurveSettings:
 def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float:
     """Published LJ melting temperature at ``pressure`` in the system's units (NaN outside the fit)."""
     p_star = pressure / system.reduced_pressure_to_user(1.0)
-    t_star = TRIPLE_POINT_MASTNY_DE_PABLO if p_star < 0.05 else melting_temperature(p_star)
+    try:
+        t_star = TRIPLE_POINT_MASTNY_DE_PABLO if p_star < 0.05 else melting_temperature(p_star)
+    except ValueError:  # beyond the fitted range of the melting line
+        return float("nan")
     return t_star * system.epsilon_over_kB
 
 
@@ -172,7 +175,7 @@ def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: 
         "T_plus": bracket["T_plus"], "T_minus": bracket["T_minus"],
         "T_hysteresis": bracket["T_hysteresis"],
         "T_plus_perfect": perfect["T_plus"], "T_plus_defective": defective["T_plus"],
-        "reference_T_m": reference_melting_temperature(system, s.pressure),
+        "reference_T_m": reference_melting_temperature(system, s.pressure),  # NaN → null below
         "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients; "
                      "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05",
         "cutoff_note": f"LJ truncated at {s.cutoff_sigma}σ with tail correction; the references are for the full "

@@ -28,10 +28,10 @@ def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float 
 def ladder(system: PhaseSystem, direction: str, temperatures: list[float], pressure: float, n_cells: int,
            vacancy_fraction: float = 0.0, interstitial_fraction: float = 0.0, melt_temperature: float | None = None,
            n_samples: int = 200, n_warmup: int = 50, analyse_every: int = 20, seed: int = 0, replica: int = 0,
-           pressure_unit: str | None = None) -> xr.Dataset:
+           pressure_unit: str | None = None, n_melt: int = 100) -> xr.Dataset:
     """One heating (ascending, from the crystal) or cooling (descending, from a liquid melted at
-    ``melt_temperature``, default 1.5 × the highest temperature) ladder. Returns the ladder Dataset with
-    attrs ``direction``, ``vacancy_fraction``, ``interstitial_fraction``, ``replica``."""
+    ``melt_temperature``, default 1.5 × the highest temperature, for ``n_melt`` sweeps) ladder.
+    Returns the ladder Dataset, attrs ``direction``, ``vacancy_fraction``, ``interstitial_fraction``, ``replica``."""
     if direction not in ("heating", "cooling"):
         raise ValueError(f"direction must be heating or cooling, got {direction!r}")
     pos, cell = starting_crystal(system, n_cells, vacancy_fraction, interstitial_fraction, seed)
@@ -39,7 +39,7 @@ def ladder(system: PhaseSystem, direction: str, temperatures: list[float], press
     kw = dict(n_warmup=n_warmup, pressure_unit=pressure_unit)
     if direction == "cooling":
         t_melt = melt_temperature or 1.5 * max(temps)
-        pos, cell = melt(system, pos, cell, t_melt, pressure, n_samples=max(n_samples, 100), seed=seed + 1, **kw)
+        pos, cell = melt(system, pos, cell, t_melt, pressure, n_samples=n_melt, seed=seed + 1, **kw)
     ds = run_ladder(system, pos, cell, temps, pressure, n_samples=n_samples, analyse_every=analyse_every,
                     seed=seed, **kw)
     ds.attrs.update({"direction": direction, "vacancy_fraction": vacancy_fraction,

@@ -1,0 +1,79 @@
+"""The phase flows: their stage functions and report without Prefect (default), end to end through Prefect
+(slow: the Prefect test server alone takes 20–80 s to start here), and CLI bad input (fails before Prefect starts)."""
+
+import json
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from flows.cli import main
+
+
+@pytest.fixture(scope="module")
+def harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=180):
+        yield
+
+
+def test_melting_curve_pieces(tmp_path):
+    from flows.phase import combine_ladders, plot_melting_curve
+    from hmc_core.phase import PhaseSystem, melting_bracket
+    from tasks.phase import ladder
+
+    system = PhaseSystem("LJ", 2.5)
+    kw = dict(temperatures=[0.6, 1.8], pressure=1.0, n_cells=3, n_samples=15, n_warmup=5, analyse_every=5)
+    heat = ladder(system, "heating", vacancy_fraction=0.03, **kw)
+    cool = ladder(system, "cooling", melt_temperature=2.0, n_melt=20, **kw)
+    assert heat.attrs["n_atoms"] == 108 - 3 and cool.attrs["n_atoms"] == 108
+    assert list(cool["temperature"].values) == [0.6, 1.8]  # sorted, whatever the ladder's direction
+    curves = combine_ladders([heat, cool])
+    assert list(curves["ladder"].values) == ["heating-defects-r0", "cooling-perfect-r0"]
+    bracket = melting_bracket([heat], [cool])
+    assert bracket["T_plus"] == 1.8
+    path = plot_melting_curve(curves, {**bracket, "reference_T_m": 0.77}, tmp_path / "curve.png")
+    assert path.stat().st_size > 10_000
+
+
+@pytest.mark.slow
+def test_melting_curve_flow(harness, tmp_path):
+    from flows.phase import melting_curve
+
+    summary = melting_curve(run_dir=str(tmp_path), temperatures=[0.6, 1.8], n_cells=3, n_samples=20, n_warmup=10,
+                            analyse_every=10, cutoff_sigma=2.5, vacancy_fraction=0.03)
+    curves = xr.open_dataset(tmp_path / "melting_curve.nc", engine="h5netcdf")
+    assert sorted(curves["ladder"].values) == ["cooling-perfect-r0", "heating-defects-r0", "heating-perfect-r0"]
+    assert curves.sizes["temperature"] == 2 and np.all(np.isfinite(curves["density"].values))
+    assert (tmp_path / "melting_curve.png").stat().st_size > 10_000
+    assert len(list((tmp_path / "ladders").glob("*.nc"))) == 3
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["reference_T_m"] == pytest.approx(0.770, abs=0.002)  # LJ melting line at P* = 1
+    assert summary["T_plus"] == 1.8  # 108 atoms at T* = 1.8 melt in 20 sweeps
+
+
+@pytest.mark.parametrize("args,message", [
+    (["melt", "--pressure", "-1"], "negative"),
+    (["melt", "--element", "Og"], "unknown element"),
+    (["melt", "--n-temperatures", "1"], "two positive temperatures"),
+    (["seed", "--size", "2000"], "box"),
+    (["seed", "-s", "diamond"], "unknown seed structure"),
+    (["seed", "--element", "Ar", "--pressure-unit", "psi"], "pressure-unit"),
+])
+def test_cli_bad_input(args, message, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and message in err.replace("\n", " ")
+
+
+@pytest.mark.slow
+def test_seeded_crystallisation_flow(harness, tmp_path):
+    from flows.phase import seeded_crystallisation
+
+    summary = seeded_crystallisation(run_dir=str(tmp_path), temperatures=[0.6], structures=["fcc", "ico"],
+                                     seed_sizes=[13], n_cells=4, n_samples=10, analyse_every=5, cutoff_sigma=2.5)
+    combined = xr.open_dataset(tmp_path / "seeded.nc", engine="h5netcdf")
+    assert combined.sizes["run"] == 2 and combined.sizes["frame"] == 3
+    assert [r["structure"] for r in summary["runs"]] == ["fcc", "ico"]
+    assert (tmp_path / "seeded.png").exists() and len(summary["brackets"]) == 2
