@@ -91,3 +91,16 @@ def test_bad_input_errors():
     with pytest.raises(ValueError, match="temperatures"):
         run_ladder(LJ, pos, cell, [], pressure=1.0)
     assert PhaseSystem("Ar").reduced_pressure_to_user(1.0) == pytest.approx(419.0, rel=0.01)  # ε/σ³ in bar
+
+
+def test_argon_in_physical_units():
+    """Solid argon at 40 K and 1 bar (metal units: K, bar, Å, eV): fcc, ρσ³ ≈ 1.04 (LJ solid at T* = 0.33,
+    P* ≈ 0; experimental Ar at 40 K: 1.71 g/cm³ ↔ ρσ³ ≈ 1.02)."""
+    ar = PhaseSystem("Ar", cutoff_sigma=2.5)
+    pos, cell = lattice("fcc", 3, 1.0 / ar.sigma**3)
+    ds = run_ladder(ar, pos, cell, [40.0], pressure=1.0, n_samples=20, n_warmup=20, analyse_every=10, seed=4)
+    assert ds.attrs["units"] == "metal" and ds.attrs["pressure_unit"] == "bar"
+    assert ds["density"].attrs["units"] == "1/Å³"
+    assert 1.0 < ds["density"].values[0] * ar.sigma**3 < 1.1
+    assert ds["solid_fraction"].values[0] > 0.95
+    assert ds["hmc_acceptance"].values[0] > 0.5
