@@ -8,6 +8,7 @@ from rich.markup import escape
 
 import flows.cmd_campaign  # noqa: F401  (registers run, label, fit, status, plot, ui, deploy)
 import flows.cmd_phase  # noqa: F401  (registers melt, seed)
+import flows.cmd_sampling  # noqa: F401  (registers temper)
 from flows import cmd_sample  # noqa: F401  (registers commands)
 from flows.app import UserError, app, console
 

@@ -32,6 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import xarray as xr
 from scipy.optimize import brentq
 from scipy.special import ndtr
 
@@ -141,6 +142,38 @@ class ReplicaExchangeResult:
     @property
     def acceptance_rates(self) -> np.ndarray:
         return self.accepted.mean(axis=0)
+
+    def heat_capacity(self, kB: float = 1.0, n_atoms: int | None = None, discard: float = 0.2) -> np.ndarray:
+        """C_V / k_B per rung from the energy fluctuations, Var(U) / (k_B T)², plus 3N/2 if ``n_atoms`` given."""
+        u = self.potential_energy[int(discard * len(self.potential_energy)):]
+        cv = u.var(axis=0, ddof=1) / (kB * self.temperatures) ** 2
+        return cv + (1.5 * n_atoms if n_atoms else 0.0)
+
+    def to_dataset(self, units: str = "lj", species=None) -> xr.Dataset:
+        """As an xarray Dataset: per (sweep, rung) energies and walkers, per pair swap statistics, frames."""
+        u = get_units(units)
+        ds = xr.Dataset(
+            {
+                "potential_energy": (("sweep", "rung"), self.potential_energy),
+                "walker": (("sweep", "rung"), self.walker_at),
+                "accepted": (("sweep", "rung"), self.accepted),
+                "temperature": (("rung",), self.temperatures),
+                "acceptance_rate": (("rung",), self.acceptance_rates),
+                "swap_attempts": (("pair",), self.swap_attempts),
+                "swap_rate": (("pair",), self.swap_rates),
+                "positions": (("frame", "rung", "atom", "xyz"), self.frames),
+                "frame_sweep": (("frame",), self.frame_sweep),
+                "round_trip_sweeps": (("round_trip",), self.round_trip_times),
+            },
+            coords={"xyz": ["x", "y", "z"]},
+            attrs={"schema": "pesflow.replica_exchange/1", "force_evaluations": int(self.force_evaluations)},
+        )
+        if species is not None:
+            ds["species"] = (("atom",), np.asarray(species, np.int32))
+        for name, unit in (("potential_energy", u.energy), ("temperature", u.temperature),
+                           ("positions", u.length)):
+            ds[name].attrs["units"] = unit
+        return ds
 
 
 class ReplicaExchange:
