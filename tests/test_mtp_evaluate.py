@@ -172,3 +172,24 @@ def test_hmc_forcefield_uses_full_list(shared_data):
     ref = mtp.evaluate(a.positions, a.numbers, a.cell[:], a.pbc)
     assert abs(e - ref["energy"]) < 1e-10 * abs(e)
     np.testing.assert_allclose(f, ref["forces"], atol=1e-10)
+
+
+def test_ase_calculator_matches_motep_and_relaxes(shared_data):
+    from ase.optimize import BFGS
+
+    from hmc_core.mtp.calculator import MTPCalculator
+
+    path = shared_data / "mtp" / "cubic_level10.mtp"
+    atoms = rattled_bcc(repeat=2)
+    ref = motep_results(path, atoms, [42])
+    atoms.calc = MTPCalculator(read_mtp(path, species=[42]))
+    assert_close(atoms.get_potential_energy(), ref["energy"], "energy")
+    assert_close(atoms.get_forces(), ref["forces"], "forces")
+    assert_close(atoms.get_stress(), ref["stress"], "stress")
+    c = cluster(6)
+    c.calc = MTPCalculator(read_mtp(path, species=[42]))
+    e0 = c.get_potential_energy()
+    BFGS(c, logfile=None).run(fmax=0.05, steps=30)
+    assert c.get_potential_energy() < e0
+    with pytest.raises(Exception, match="stress"):
+        c.get_stress()
