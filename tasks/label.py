@@ -162,6 +162,9 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
     this call's own labels). ``n_workers``: processes (default ``settings.n_workers``).
     ``progress(done, total)`` is called after each finished configuration.
     Existing ``energy``/``forces`` variables are replaced by the labels.
+
+    Workers are *spawned*: a script that calls this with ``n_workers > 1`` at import level needs the usual
+    ``if __name__ == "__main__":`` guard. Inside a daemonic process (a Dask worker) labels run in-process.
     """
     check_batch(configs, settings)
     adapter = _pyscf()
@@ -184,6 +187,8 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
             on_done(LabelOutcome(job.index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"],
                                  hit["wall_time"], False, np.nan, hit["ladder_step"], True))
     n_workers = min(n_workers or settings.n_workers, len(pending))
+    if n_workers > 1 and multiprocessing.current_process().daemon:
+        n_workers = 1  # a daemonic process (e.g. a Dask worker) may not start children: label in this process
     if n_workers > 1:
         cache_str = str(Path(cache_dir)) if cache_dir is not None else None
         lost = _run_parallel(pending, settings, cache_str, n_workers, on_done)

@@ -7,6 +7,8 @@ unit constants are CODATA 2018 (NIST); D3(BJ) energies come from ``pyscf.dispers
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -285,3 +287,30 @@ def test_periodic_gamma_point_forces_equal_finite_differences():
         p[1, 0] += sign * h
         e.append(run_label(np.array([1, 1]), p, cell, pbc, settings).energy)
     assert result.forces[1, 0] == pytest.approx(-(e[0] - e[1]) / (2 * h), abs=1e-4)
+
+
+@pytest.mark.slow
+def test_killed_worker_loses_only_the_label_in_flight(tmp_path):
+    """SIGKILL one worker mid-batch: finished labels are already on disk, the batch still completes."""
+    import multiprocessing
+    import signal
+    import threading
+    import time
+
+    atoms = perturbed_waters(12, seed=9)
+    result = {}
+    runner = threading.Thread(target=lambda: result.update(
+        ds=label_atoms(atoms, HF_STO3G, cache_dir=tmp_path, n_workers=2)))
+    runner.start()
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.rglob("*.npz")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    on_disk = {p.name for p in tmp_path.rglob("*.npz")}
+    workers = multiprocessing.active_children()
+    assert on_disk and workers
+    os.kill(workers[0].pid, signal.SIGKILL)
+    runner.join(300)
+    ds = result["ds"]
+    assert ds["status"].values.tolist() == ["ok"] * 12  # the lost ones were redone by a fresh pool
+    assert on_disk <= {p.name for p in tmp_path.rglob("*.npz")}
+    assert not list(tmp_path.rglob("*.tmp"))  # no half-written entries left behind
