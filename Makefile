@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/pesflow sample lj-fcc -T 0.7 -T 1.2 --out runs/demo.nc
+	$(BIN)/pesflow run
 
 test: $(STAMP)
 	$(BIN)/ruff check .
