@@ -22,6 +22,7 @@ energies in eV/atom, forces eV/Å, stresses as virial per atom (eV/atom); y are 
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -48,6 +49,7 @@ class FitSettings:
     l2: float = 1e-12
     max_iter: int = 200
     tol: float = 1e-10
+    n_threads: int = 1  # configurations evaluated concurrently (Numba kernels release the GIL); same result
 
     def __post_init__(self):
         for name in ("energy_weight", "force_weight", "stress_weight", "l2"):
@@ -58,6 +60,8 @@ class FitSettings:
             raise ValueError("at least one of energy_weight, force_weight, stress_weight must be positive")
         if self.max_iter < 0:
             raise ValueError(f"FitSettings.max_iter must be ≥ 0, got {self.max_iter}")
+        if self.n_threads < 1:
+            raise ValueError(f"FitSettings.n_threads must be ≥ 1, got {self.n_threads}")
 
 
 def usable_configurations(ds: xr.Dataset) -> np.ndarray:
@@ -123,10 +127,13 @@ def design_matrix(mtp: MTP, data: TrainingData, settings: FitSettings):
     s = mtp.n_species
     blocks, targets, kinds = [], [], []
     we, wf, ws = settings.energy_weight, settings.force_weight, settings.stress_weight
-    for c, it in enumerate(data.items):
-        bsum, dbdx, dbde, close = mtp_basis_derivatives(
-            it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), b_.alpha_index_basic, b_.alpha_index_times,
-            b_.alpha_moment_mapping, b_.alpha_moments_count)
+
+    def derivatives(it):
+        return mtp_basis_derivatives(it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), b_.alpha_index_basic,
+                                     b_.alpha_index_times, b_.alpha_moment_mapping, b_.alpha_moments_count)
+
+    for c, (it, out) in enumerate(zip(data.items, _map(derivatives, data.items, settings.n_threads), strict=True)):
+        bsum, dbdx, dbde, close = out
         _check_close(mtp, close, int(data.indices[c]))
         n = it["n"]
         counts = np.bincount(it["types"], minlength=s).astype(np.float64)
@@ -223,15 +230,28 @@ def loss_and_radial_gradient(mtp: MTP, data: TrainingData, settings: FitSettings
     mtp.linear_coefficients = theta
     resid = a @ theta - b
     loss = float(resid @ resid) + settings.l2 * float(((theta * scale) ** 2).sum())
-    grad = np.zeros_like(mtp.radial_coeffs)
     bs = mtp.basis
-    for c, it in enumerate(data.items):
+
+    def config_gradient(c):
+        it = data.items[c]
         e, f, w = mtp.compute_site_energies(it["x"], None, it["types"], _ListView(*it["nlist"]))
         _, alpha, lam, rmat = _residual_weights(mtp, data, settings, c, float(e.sum()), f, -w)
-        grad += mtp_loss_gradient(it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), mtp.moment_coeffs,
-                                  bs.alpha_index_basic, bs.alpha_index_times, bs.alpha_moment_mapping,
-                                  bs.alpha_moments_count, alpha, lam, rmat)
+        return mtp_loss_gradient(it["x"], it["types"], *it["nlist"], *_kernel_args(mtp), mtp.moment_coeffs,
+                                 bs.alpha_index_basic, bs.alpha_index_times, bs.alpha_moment_mapping,
+                                 bs.alpha_moments_count, alpha, lam, rmat)
+
+    grad = np.zeros_like(mtp.radial_coeffs)
+    for g in _map(config_gradient, range(len(data)), settings.n_threads):
+        grad += g  # summed in configuration order: the same result for any number of threads
     return loss, grad, scale
+
+
+def _map(func, items, n_threads: int):
+    """``map`` over items, on a thread pool when n_threads > 1 (results in input order)."""
+    if n_threads <= 1:
+        return [func(x) for x in items]
+    with ThreadPoolExecutor(max_workers=n_threads) as pool:
+        return list(pool.map(func, items))
 
 
 class _ListView:
