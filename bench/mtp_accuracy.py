@@ -34,15 +34,16 @@ def main(argv=None) -> dict:
     parser.add_argument("--energy-weight", type=float, default=1.0)
     parser.add_argument("--force-weight", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="configurations evaluated concurrently")
     parser.add_argument("--out-mtp", type=Path, help="write the fitted potential (.mtp)")
     args = parser.parse_args(argv)
     train = read_mlearn(args.data / "training.json")
     test = read_mlearn(args.data / "test.json")
     settings = FitSettings(energy_weight=args.energy_weight, force_weight=args.force_weight,
-                           max_iter=args.iterations)
+                           max_iter=args.iterations, n_threads=args.threads)
     t0 = time.perf_counter()
     mtp, report = fit_potential(train, level=args.level, max_dist=args.cutoff, settings=settings,
-                                full=args.iterations > 0, seed=args.seed, out=args.out_mtp)
+                                full=args.iterations > 0, seed=args.seed, out=args.out_mtp, verbose=True)
     fit_seconds = time.perf_counter() - t0
     test_errors = error_report(mtp, test)
     result = {

@@ -37,14 +37,15 @@ def smallest_distance(ds: xr.Dataset, indices, cutoff: float = 5.0) -> float:
 def fit_potential(labels: xr.Dataset, *, level: int = 10, species=None, min_dist: float | None = None,
                   max_dist: float = 5.0, radial_basis_size: int = 8, settings: FitSettings = FitSettings(),
                   full: bool = True, start: MTP | None = None, seed: int = 0,
-                  out: str | Path | None = None) -> tuple[MTP, dict]:
+                  out: str | Path | None = None, verbose: bool = False) -> tuple[MTP, dict]:
     """Fit an MTP to the usable configurations of ``labels`` (energy eV, forces eV/Å, stress eV/Å³).
 
     ``start``: a previous potential to refine (its basis, cutoffs and radial coefficients are kept);
     otherwise a new level-``level`` basis is generated with ``species`` (default: the elements present),
     ``min_dist`` (default: 0.95 × the smallest distance in the data, Å), ``max_dist`` (cutoff, Å) and
     radial coefficients U(−0.1, 0.1) from ``seed``. ``full``: also optimise the radial coefficients
-    (L-BFGS-B, ``settings.max_iter`` iterations); otherwise linear fit only. ``out``: write an MLIP ``.mtp``.
+    (L-BFGS-B, ``settings.max_iter`` iterations); otherwise linear fit only. ``out``: write an MLIP ``.mtp``;
+    ``verbose``: print the optimiser's progress.
 
     Returns the potential and a JSON-able report (configurations used/dropped, sizes, timing, errors).
     """
@@ -70,7 +71,7 @@ def fit_potential(labels: xr.Dataset, *, level: int = 10, species=None, min_dist
     mtp = fit_linear(mtp, data, settings)
     info = {}
     if full and settings.max_iter > 0:
-        mtp, info = fit_full(mtp, data, settings)
+        mtp, info = fit_full(mtp, data, settings, verbose=verbose)
     seconds = time.perf_counter() - t0
     report = {
         "n_configs_used": int(len(used)),

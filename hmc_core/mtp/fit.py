@@ -264,8 +264,10 @@ class _ListView:
 
 
 def fit_full(mtp: MTP, data: TrainingData | xr.Dataset, settings: FitSettings = FitSettings(),
-             callback=None) -> tuple[MTP, dict]:
+             callback=None, verbose: bool = False) -> tuple[MTP, dict]:
     """Optimise radial and linear coefficients (variable projection + L-BFGS-B, analytic gradients).
+
+    ``callback(n_evaluations, loss)`` is called after each loss evaluation; ``verbose`` prints progress.
 
     Returns the fitted copy and an info dict (loss history, iterations, message, seconds).
     """
@@ -278,6 +280,10 @@ def fit_full(mtp: MTP, data: TrainingData | xr.Dataset, settings: FitSettings = 
     scale[scale == 0] = 1.0
     history = []
     shape = work.radial_coeffs.shape
+    if callback is None and verbose:
+        def callback(n, loss):
+            if n % 10 == 1:
+                print(f"  full fit: evaluation {n}, loss {loss:.6e}, {time.perf_counter() - t0:.0f} s", flush=True)
 
     def objective(c_flat):
         work.radial_coeffs = np.ascontiguousarray(c_flat.reshape(shape))
