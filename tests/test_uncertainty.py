@@ -181,3 +181,20 @@ def test_bayesian_greedy_select_avoids_duplicates():
     chosen, std = model.greedy_select(pool, 3)
     assert len(set(chosen[:2]) & {0, 1, 2}) == 1 and 13 in chosen[:2]
     assert np.all(np.diff(std) <= 1e-12)
+
+
+def test_committee_spread_grows_away_from_data_and_is_seeded():
+    from hmc_core.uncertainty import Committee
+
+    rng = np.random.default_rng(14)
+    x = rng.uniform(-1, 1, (60, 3))
+    y = x @ np.array([1.0, -2.0, 0.5]) + 0.05 * rng.standard_normal(60)
+    groups = np.repeat(np.arange(20), 3)  # three rows per "configuration", resampled together
+    c1 = Committee.fit(x, y, groups, n_members=16, seed=1)
+    c2 = Committee.fit(x, y, groups, n_members=16, seed=1)
+    assert np.array_equal(c1.coefficients, c2.coefficients)
+    near = c1.std(rng.uniform(-0.5, 0.5, (20, 3)))
+    far = c1.std(rng.uniform(-0.5, 0.5, (20, 3)) + 10.0)
+    assert far.min() > 5 * near.max()
+    with pytest.raises(ValueError, match="at least 2"):
+        Committee.fit(x, y, groups, n_members=1)

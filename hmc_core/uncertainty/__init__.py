@@ -17,12 +17,18 @@ Names other stages use (keep them stable):
   ``hmc_core.hmc.run_chain(..., monitor=..., stop_above=break_threshold)``.
 * :class:`BayesianLinearModel` (:mod:`.bayes`): predictive std of energies / per-atom energies from a
   Bayesian linear regression on the same rows, and a greedy variance-based batch choice.
+* :class:`Committee` (:mod:`.committee`): spread of linear fits on bootstrap resamples of the
+  configurations (``Committee.fit(design, targets, groups).std(rows)``).
+
+An active set belongs to one basis: ``update`` (MaxVol swaps) is valid while the radial coefficients
+stay fixed (linear refits); after a full fit changes them, rebuild it with ``build_active_set``.
 
 Grade conventions (as MLIP's): γ ≤ 1 interpolation; γ > 2 worth labelling; γ > 10 the potential is
 extrapolating far ("break": HMC chains stop there).
 """
 
 from hmc_core.uncertainty.bayes import BayesianLinearModel
+from hmc_core.uncertainty.committee import Committee
 from hmc_core.uncertainty.grade import (
     basis_function,
     build_active_set,
@@ -33,5 +39,5 @@ from hmc_core.uncertainty.grade import (
 )
 from hmc_core.uncertainty.maxvol import ActiveSet, Selection
 
-__all__ = ["ActiveSet", "BayesianLinearModel", "Selection", "basis_function", "build_active_set",
+__all__ = ["ActiveSet", "BayesianLinearModel", "Committee", "Selection", "basis_function", "build_active_set",
            "configuration_grades", "configuration_rows", "grade_monitor", "update_active_set"]
