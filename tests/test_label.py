@@ -314,3 +314,10 @@ def test_killed_worker_loses_only_the_label_in_flight(tmp_path):
     assert ds["status"].values.tolist() == ["ok"] * 12  # the lost ones were redone by a fresh pool
     assert on_disk <= {p.name for p in tmp_path.rglob("*.npz")}
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written entries left behind
+
+
+def test_prefect_task_wraps_the_plain_function():
+    """The campaign flow calls ``label_task`` (exercised end to end in the campaign tests); it is this function."""
+    from tasks.label import label_task
+
+    assert label_task.fn is label_configurations and label_task.name == "label"
