@@ -38,6 +38,7 @@ def test_written_mtp_is_read_by_motep(shared_data, tmp_path):
 def test_untrained_templates(shared_data, tmp_path):
     basis = read_basis(shared_data / "mtp" / "cubic_level16_untrained.mtp")
     assert (basis.n_basic, basis.alpha_moments_count, basis.n_basis) == (130, 350, 92)  # README of the fixtures
+    assert basis.level == 16
     trained = read_basis(shared_data / "mtp" / "cubic_level16.mtp")
     assert basis.same_as(trained)
     mtp = read_mtp(shared_data / "mtp" / "cubic_level16_untrained.mtp", species=[42], seed=3)

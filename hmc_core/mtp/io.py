@@ -128,6 +128,11 @@ def read_mtp_fields(path: str | os.PathLike) -> dict:
     return fields
 
 
+# Basis sizes (alpha_scalar_moments, alpha_index_basic_count) of MLIP's level templates, to name a file's level.
+_TEMPLATE_LEVELS = {(1, 1): 2, (2, 1): 4, (5, 5): 6, (9, 11): 8, (16, 25): 10, (29, 46): 12, (52, 81): 14,
+                    (92, 130): 16, (163, 201): 18, (288, 295): 20, (500, 421): 22, (864, 581): 24, (1464, 706): 26}
+
+
 def basis_from_fields(fields: dict, path="") -> MomentBasis:
     try:
         return MomentBasis(radial_funcs_count=fields["radial_funcs_count"],
@@ -135,7 +140,8 @@ def basis_from_fields(fields: dict, path="") -> MomentBasis:
                            alpha_index_basic=fields["alpha_index_basic"],
                            alpha_index_times=fields["alpha_index_times"],
                            alpha_moment_mapping=fields["alpha_moment_mapping"],
-                           level=None)
+                           level=_TEMPLATE_LEVELS.get((len(fields["alpha_moment_mapping"]),
+                                                       len(fields["alpha_index_basic"]))))
     except BasisError as err:
         raise MTPFileError(f"{path}: inconsistent basis: {err}") from err
 
