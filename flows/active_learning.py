@@ -137,10 +137,13 @@ def run_labels(configs: xr.Dataset, config: CampaignConfig, store: CampaignStore
 
 # ---- the flow ------------------------------------------------------------------------------------------------
 def _campaign_run_name() -> str:
+    """Flow-run name in the UI: ``campaign-<name>`` (the campaign's ``name``)."""
     from prefect.runtime import flow_run
 
-    p = flow_run.parameters
-    name = Path(p.get("config_path") or "default").stem
+    try:
+        name = load_config(flow_run.parameters.get("config_path")).name
+    except Exception:  # the flow itself reports a bad configuration
+        name = "invalid-config"
     return f"campaign-{name}"
 
 

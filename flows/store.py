@@ -12,6 +12,7 @@ Layout (``<dir>`` is the campaign directory; ``NNN`` the iteration, zero-padded)
                                    calculations are never repeated after a crash
     <dir>/iterations/NNN/potential.mtp       MTP fitted in iteration NNN (MLIP format)
     <dir>/iterations/NNN/potential.json      the same potential as pesflow JSON (+ fit report)
+    <dir>/iterations/NNN/active_set.nc       MaxVol active set of the training labels (grades are relative to it)
     <dir>/iterations/NNN/samples.nc          explored HMC frames (configurations + chain, temperature, grade)
     <dir>/iterations/NNN/trajectories.nc     per-sample HMC traces (energies, acceptance) of every chain
     <dir>/iterations/NNN/candidates.nc       selected configurations with their grades and reasons
