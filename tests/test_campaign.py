@@ -119,6 +119,7 @@ def test_two_iteration_campaign_end_to_end(harness, tmp_path):
     assert store.read_labels().sizes["config"] == labels.sizes["config"]
 
 
+@pytest.mark.slow
 def test_campaign_on_a_local_dask_cluster(harness, tmp_path):
     """The fan-out (HMC chains, label batches) runs on a real local Dask cluster of 2 worker processes."""
     from flows.active_learning import active_learning
