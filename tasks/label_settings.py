@@ -97,6 +97,8 @@ class LabelSettings(BaseModel):
             if "not found for H" not in str(exc):
                 raise ValueError(f"unknown basis {self.basis!r} (PySCF names such as 'sto-3g', 'def2-svp', "
                                  f"'cc-pvdz', 'gth-szv'): {exc}") from None
+        if self.dispersion is not None and self.method != "mp2":
+            self._check_dispersion_parameters()
         if self.method == "mp2":
             if self.density_fit:
                 raise ValueError("PySCF has no analytic gradients for density-fitted MP2: set density_fit=False "
@@ -105,6 +107,21 @@ class LabelSettings(BaseModel):
                 raise ValueError("dispersion corrections are for HF and DFT; MP2 already has dispersion: "
                                  "set dispersion=None")
         return self
+
+    def _check_dispersion_parameters(self) -> None:
+        """pyscf-dispersion must have damping parameters for this functional (evaluated on H2, no SCF)."""
+        from pyscf import dft, gto, scf
+        from pyscf.scf import dispersion
+
+        h2 = gto.M(atom="H 0 0 0; H 0 0 0.74", basis="sto-3g", verbose=0)
+        mf = dft.RKS(h2, xc=self.functional) if self.method == "dft" else scf.RHF(h2)
+        mf.disp = self.dispersion
+        try:
+            dispersion.get_dispersion(mf)
+        except Exception as exc:  # the C libraries raise RuntimeError/ValueError with their own wording
+            name = self.functional if self.method == "dft" else "hf"
+            raise ValueError(f"dispersion {self.dispersion!r} has no parameters for {name!r} in pyscf-dispersion "
+                             f"({exc}); choose another functional or dispersion=None") from None
 
     def worker_threads(self, n_workers: int | None = None) -> int:
         """OpenMP/BLAS threads per worker so that workers × threads ≈ the cores this process may use."""

@@ -232,6 +232,7 @@ def test_bad_configuration_is_refused_before_any_scf(positions, species, setting
     ({"method": "mp2"}, "density_fit=False"),
     ({"method": "mp2", "density_fit": False, "dispersion": "d3bj"}, "dispersion=None"),
     ({"dispersion": "d5"}, "dispersion"),
+    ({"functional": "lda", "dispersion": "d3bj"}, "no parameters for 'lda'"),
     ({"spin": -1}, "spin"),
     ({"min_distance": 0}, "min_distance"),
     ({"n_workrs": 2}, "n_workrs"),
