@@ -98,3 +98,18 @@ def test_grade_monitor_stops_hmc_chain(mtp, setup):
     sampler = HMCSampler(ForceField(lj, species), HMCConfig(temperature=300.0, dt=5.0, n_steps=10))
     res = run_chain(sampler, BASE, n_samples=200, seed=1, monitor=mon, stop_above=10.0)
     assert res.stopped_early and res.monitor[-1] > 10.0 and np.all(res.monitor[:-1] <= 10.0)
+
+
+def test_update_with_new_labels_brings_them_inside(mtp, setup):
+    from hmc_core.uncertainty import update_active_set
+
+    train, active, pool = setup
+    far = pool.isel(config=np.arange(8))
+    before = configuration_grades(mtp, active, far)
+    updated = active.copy()
+    n_swaps = update_active_set(updated, mtp, far, config_ids=np.arange(100, 108))
+    after = configuration_grades(mtp, updated, far)
+    assert n_swaps > 0 and before.max() > 2 and after.max() <= 1 + 1e-3
+    assert configuration_grades(mtp, updated, train).max() <= before.max()
+    assert set(updated.config_id.tolist()) & set(range(100, 108))
+    assert updated.residual() < 1e-6
