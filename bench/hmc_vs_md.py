@@ -19,7 +19,7 @@ and pesflow's BAOAB Langevin (same γ, dt). LAMMPS ``fix langevin`` is not run: 
 Langevin dynamics, so per force evaluation it would match ASE's figures (it would only be faster in wall
 time). Ratios are to ASE Langevin MD.
 
-    python bench/hmc_vs_md.py --budget 100000 --json bench/out/hmc_vs_md.json
+    python bench/hmc_vs_md.py --budget 100000 --seeds 3 --json bench/out/hmc_vs_md.json
 """
 
 from __future__ import annotations
@@ -167,67 +167,110 @@ def common_start(seed: int, temperature: float) -> np.ndarray:
     return res.positions
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--temperature", type=float, default=0.14)
-    ap.add_argument("--budget", type=int, default=100_000)
-    ap.add_argument("--quench-interval", type=int, default=1000)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--json", type=Path)
-    args = ap.parse_args(argv)
-    t = args.temperature
-    start = common_start(args.seed, t)
-    results, walls = {}, {}
+def run_seed(seed: int, t: float, budget: int, quench_interval: int) -> dict:
+    """All methods from one common start (seed); returns {method: summary or None}."""
+    start = common_start(seed, t)
+    results = {}
 
     def tracker():
-        return Tracker(args.quench_interval, Quencher())
+        return Tracker(quench_interval, Quencher())
 
     inner_lj, outer_lj = split_lennard_jones(lj(), 1.4, 0.3)
     mts_ff = split_forcefield(SumPotential([inner_lj, ConfiningSphere(CONFINING_RADIUS, 200.0)]), outer_lj,
                               np.ones(N_ATOMS, int), skin=1.0, n_inner=4)
     methods = {
-        "VV-HMC": lambda tr: run_hmc("VV", make_forcefield(), start, t, args.budget, tr, "verlet", 10, 0.02,
-                                     args.seed),
-        "FG-HMC": lambda tr: run_hmc("FG", make_forcefield(), start, t, args.budget, tr, "force_gradient_hf", 4,
-                                     0.05, args.seed),
-        "MTS-HMC": lambda tr: run_hmc("MTS", mts_ff, start, t, args.budget, tr, "mts", 5, 0.04, args.seed,
+        "VV-HMC": lambda tr: run_hmc("VV", make_forcefield(), start, t, budget, tr, "verlet", 10, 0.02, seed),
+        "FG-HMC": lambda tr: run_hmc("FG", make_forcefield(), start, t, budget, tr, "force_gradient_hf", 4, 0.05,
+                                     seed),
+        "MTS-HMC": lambda tr: run_hmc("MTS", mts_ff, start, t, budget, tr, "mts", 5, 0.04, seed,
                                       cost_fn=lambda: mts_ff.n_evaluations + mts_ff.n_inner_evaluations),
-        "RE-HMC": lambda tr: run_rehmc(start, t, args.budget, tr, args.seed),
-        "Langevin MD (ASE)": lambda tr: run_ase_langevin(start, t, args.budget, tr, args.seed),
-        "Langevin BAOAB (pesflow)": lambda tr: run_baoab(start, t, args.budget, tr, args.seed),
+        "RE-HMC": lambda tr: run_rehmc(start, t, budget, tr, seed),
+        "Langevin MD (ASE)": lambda tr: run_ase_langevin(start, t, budget, tr, seed),
+        "Langevin BAOAB (pesflow)": lambda tr: run_baoab(start, t, budget, tr, seed),
     }
     for name, fn in methods.items():
         t0 = time.perf_counter()
         results[name] = fn(tracker())
-        walls[name] = time.perf_counter() - t0
         if results[name] is not None:
-            results[name]["wall_s"] = walls[name]
+            results[name]["wall_s"] = time.perf_counter() - t0
             if name == "MTS-HMC":
                 results[name]["outer_force_evaluations"] = mts_ff.n_evaluations
                 results[name]["inner_force_evaluations"] = mts_ff.n_inner_evaluations
-        print(f"{name}: done in {walls[name]:.0f} s", flush=True)
-    md = results.get("Langevin MD (ASE)")
-    print(f"\nLJ38 at T* = {t}, budget {args.budget} force evaluations per method, quench every "
-          f"{args.quench_interval}")
-    print(f"{'method':<26}{'ESS(U)/kF':>10}{'ratio':>7}{'trans/kF':>10}{'ratio':>7}{'minima':>8}{'⟨U⟩':>10}"
+        print(f"seed {seed} {name}: done in {time.perf_counter() - t0:.0f} s", flush=True)
+    return results
+
+
+def aggregate(per_seed: list[dict]) -> dict:
+    """Mean and standard error over seeds of each method's figures, and ratios of the means to ASE MD."""
+    names = list(per_seed[0])
+    out = {}
+    for name in names:
+        runs = [r[name] for r in per_seed if r.get(name) is not None]
+        if not runs:
+            out[name] = None
+            continue
+        row = {}
+        for key in ("ess_per_kforce", "transitions_per_kforce", "distinct_minima", "mean_U", "wall_s"):
+            v = np.array([r[key] for r in runs], float)
+            row[key] = float(v.mean())
+            row[key + "_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
+        row["acceptance"] = float(np.mean([r.get("acceptance", np.nan) for r in runs]))
+        row["n_seeds"] = len(runs)
+        out[name] = row
+    md = out.get("Langevin MD (ASE)")
+    for row in out.values():
+        if row is None:
+            continue
+        row["ess_ratio_to_md"] = row["ess_per_kforce"] / md["ess_per_kforce"] if md else None
+        row["transitions_ratio_to_md"] = (row["transitions_per_kforce"] / md["transitions_per_kforce"]
+                                          if md and md["transitions_per_kforce"] > 0 else None)
+    return out
+
+
+def print_table(agg: dict, t: float, budget: int, interval: int, n_seeds: int) -> None:
+    print(f"\nLJ38 at T* = {t}: {budget} force evaluations per method and seed, {n_seeds} seed(s), quench every "
+          f"{interval}; mean ± standard error over seeds; ratios of the means to ASE Langevin MD")
+    print(f"{'method':<26}{'ESS(U)/kF':>16}{'ratio':>7}{'trans/kF':>16}{'ratio':>7}{'minima':>8}{'⟨U⟩':>10}"
           f"{'acc':>6}{'wall s':>8}")
-    for name, r in results.items():
+
+    def pm(row, key):
+        sem = row.get(key + "_sem")
+        return f"{row[key]:.3f}" + (f" ± {sem:.3f}" if sem is not None else "")
+
+    for name, r in agg.items():
         if r is None:
             print(f"{name:<26}{'null (competitor missing)':>40}")
             continue
-        ess_ratio = r["ess_per_kforce"] / md["ess_per_kforce"] if md else float("nan")
-        tr_ratio = (r["transitions_per_kforce"] / md["transitions_per_kforce"]
-                    if md and md["transitions_per_kforce"] > 0 else float("nan"))
-        r["ess_ratio_to_md"], r["transitions_ratio_to_md"] = ess_ratio, tr_ratio
-        print(f"{name:<26}{r['ess_per_kforce']:10.3f}{ess_ratio:7.2f}{r['transitions_per_kforce']:10.3f}"
-              f"{tr_ratio:7.2f}{r['distinct_minima']:8d}{r['mean_U']:10.2f}{r.get('acceptance', float('nan')):6.2f}"
-              f"{r['wall_s']:8.0f}")
+        ratio_e = r["ess_ratio_to_md"] if r["ess_ratio_to_md"] is not None else float("nan")
+        ratio_t = r["transitions_ratio_to_md"] if r["transitions_ratio_to_md"] is not None else float("nan")
+        print(f"{name:<26}{pm(r, 'ess_per_kforce'):>16}{ratio_e:7.2f}{pm(r, 'transitions_per_kforce'):>16}"
+              f"{ratio_t:7.2f}{r['distinct_minima']:8.1f}{r['mean_U']:10.2f}{r['acceptance']:6.2f}{r['wall_s']:8.0f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--temperature", type=float, default=0.14)
+    ap.add_argument("--budget", type=int, default=100_000)
+    ap.add_argument("--quench-interval", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0, help="first seed")
+    ap.add_argument("--seeds", type=int, default=1, help="independent repetitions (different common starts)")
+    ap.add_argument("--combine", type=Path, nargs="+", help="only merge the --json files of earlier runs")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args(argv)
+    if args.combine:
+        docs = [json.loads(p.read_text()) for p in args.combine]
+        per_seed = [run for d in docs for run in d["per_seed"]]
+        t, budget, interval = docs[0]["temperature"], docs[0]["budget"], docs[0]["quench_interval"]
+    else:
+        t, budget, interval = args.temperature, args.budget, args.quench_interval
+        per_seed = [run_seed(s, t, budget, interval) for s in range(args.seed, args.seed + args.seeds)]
+    agg = aggregate(per_seed)
+    print_table(agg, t, budget, interval, len(per_seed))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"temperature": t, "budget": args.budget, "quench_interval":
-                                         args.quench_interval, "seed": args.seed, "methods": results},
-                                        indent=1, default=float))
-    return results
+        args.json.write_text(json.dumps({"temperature": t, "budget": budget, "quench_interval": interval,
+                                         "methods": agg, "per_seed": per_seed}, indent=1, default=float))
+    return agg
 
 
 if __name__ == "__main__":
