@@ -25,9 +25,9 @@ def test_ideal_gas_mean_volume_has_n_plus_one():
     rng = np.random.default_rng(3)
     side = ((n + 1) * t / p) ** (1 / 3)
     ff = ForceField(LennardJones(epsilon=0.0, cutoff_sigma=1.0), np.ones(n, int), np.eye(3) * side, (1, 1, 1))
-    cfg = HMCConfig(temperature=t, dt=0.1, n_steps=2, units="lj")
+    cfg = HMCConfig(temperature=t, dt=0.1, n_steps=1, units="lj")
     sampler = NPTSampler(ff, cfg, NPTConfig(pressure=p, volume_moves=10, max_log_volume=0.5, adapt_volume=False))
-    res = run_npt_chain(sampler, rng.uniform(0, side, (n, 3)), 300, seed=5)
+    res = run_npt_chain(sampler, rng.uniform(0, side, (n, 3)), 200, seed=5)
     v = res.volume
     se = block_standard_error(v, 10)
     expected = (n + 1) * t / p
