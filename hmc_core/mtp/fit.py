@@ -11,7 +11,7 @@ energies in eV/atom, forces eV/Å, stresses as virial per atom (eV/atom); y are 
 
 * :func:`fit_linear`: radial coefficients fixed; the energy is linear in (species_coeffs, moment_coeffs),
   so the weighted least-squares problem is solved exactly (design matrix from the Numba kernel
-  :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`, augmented-``lstsq`` ridge solve).
+  :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`, ridge solve by QR of the augmented system).
 * :func:`fit_full`: radial coefficients optimised as well, by variable projection: for given radial
   coefficients the linear coefficients are the exact ridge solution, and L-BFGS-B minimises the
   remaining loss over the radial coefficients with the analytic gradient of
@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
+from scipy.linalg import solve_triangular
 from scipy.optimize import minimize
 
 from hmc_core.configurations import config_arrays, validate
@@ -166,8 +167,11 @@ def design_matrix(mtp: MTP, data: TrainingData, settings: FitSettings):
 
 
 def solve_ridge(a: np.ndarray, b: np.ndarray, l2: float, scale: np.ndarray | None = None):
-    """Minimise |A θ − b|² + l2 |θ · scale|² (scale = column norms unless given) by ``lstsq`` on the
-    augmented system; returns (θ, scale)."""
+    """Minimise |A θ − b|² + l2 |θ · scale|² (scale = column norms unless given); returns (θ, scale).
+
+    Householder QR of the column-scaled system augmented with √l2·I (full rank when l2 > 0), so the
+    condition number is that of A, not of AᵀA; ``lstsq`` (SVD, minimum norm) when l2 = 0.
+    """
     if scale is None:
         scale = np.linalg.norm(a, axis=0)
         scale[scale == 0] = 1.0
@@ -175,7 +179,10 @@ def solve_ridge(a: np.ndarray, b: np.ndarray, l2: float, scale: np.ndarray | Non
     if l2 > 0:
         a_s = np.vstack([a_s, np.sqrt(l2) * np.eye(a.shape[1])])
         b = np.concatenate([b, np.zeros(a.shape[1])])
-    y = np.linalg.lstsq(a_s, b, rcond=None)[0]
+        q, r = np.linalg.qr(a_s, mode="reduced")
+        y = solve_triangular(r, q.T @ b)
+    else:
+        y = np.linalg.lstsq(a_s, b, rcond=None)[0]
     return y / scale, scale
 
 
