@@ -236,8 +236,8 @@ class Campaign:
             self.log.info("labeled %d starting configurations (%d ok)", start.sizes["config"], n_ok)
         if cfg.system.n_test and not store.has("test_set.nc"):
             t0 = time.perf_counter()
-            test = rattled_set(system, cfg.system.n_test, cfg.system.rattle, cfg.system.min_distance,
-                               cfg.seed + 7919)
+            sigma = cfg.system.rattle if cfg.system.test_rattle is None else cfg.system.test_rattle
+            test = rattled_set(system, cfg.system.n_test, sigma, cfg.system.min_distance, cfg.seed + 7919)
             labels = run_labels(test, cfg, store, self.runner, f"label test set ({test.sizes['config']})")
             labels.attrs["label_wall_s"] = time.perf_counter() - t0
             store.write_dataset("test_set.nc", labels)
@@ -385,7 +385,7 @@ class Campaign:
                     "n_failed": int(candidates.sizes["config"] - n_ok),
                     "pyscf_s": float(np.nansum(labels["wall_time"].values)) if "wall_time" in labels else np.nan}
             store.mark_done("label", it, done)
-            self.log.info("iteration %d: labeled %d configurations (%d failed) in %.1f s", it,
+            self.log.info("iteration %d: labeled %d configuration(s) (%d failed) in %.1f s", it,
                           candidates.sizes["config"], done["n_failed"], done["label_s"])
         return done
 

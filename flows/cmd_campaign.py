@@ -19,6 +19,8 @@ from flows.app import UserError, app, console
 # start (it creates its database; ~20 s on an idle 2-core machine, much more under load).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+# PySCF's OpenMP threads sleep instead of spinning while waiting (spinning slows labels 2–3× on a busy machine).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _campaign_dir(directory: Path) -> Path:

@@ -45,7 +45,8 @@ class SystemConfig(_Section):
 
     The starting set: ``n_start`` configurations made by Gaussian random displacements of standard deviation
     ``rattle`` (Å) of the structure(s), rejecting any with two atoms closer than ``min_distance`` (Å);
-    ``n_test`` more make the held-out test set (0 = none)."""
+    ``n_test`` more make the held-out test set (0 = none), displaced by ``test_rattle`` (Å; default ``rattle``;
+    larger values test the potential beyond the starting set's reach)."""
 
     builtin: str | None = "H2O"
     structure: str | None = None
@@ -53,6 +54,7 @@ class SystemConfig(_Section):
     n_start: int = Field(8, ge=1, le=10_000)
     n_test: int = Field(8, ge=0, le=10_000)
     rattle: float = Field(0.08, ge=0, le=1.0)
+    test_rattle: float | None = Field(None, ge=0, le=1.0)
     min_distance: PositiveFloat = 0.6
 
     @model_validator(mode="before")
