@@ -27,7 +27,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# Idle OpenMP threads sleep instead of spinning (set before PySCF loads its OpenMP runtime), as in the workers.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 0.05  # Å, Gaussian displacement of every atom

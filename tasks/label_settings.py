@@ -8,6 +8,7 @@ imports PySCF only inside validators, which keeps it cheap to unpickle in worker
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -92,7 +93,9 @@ class LabelSettings(BaseModel):
         from pyscf import gto
 
         try:
-            gto.basis.load(self.basis, "H")
+            with warnings.catch_warnings():  # PySCF suggests installing basis-set-exchange; the error says enough
+                warnings.simplefilter("ignore", UserWarning)
+                gto.basis.load(self.basis, "H")
         except Exception as exc:  # PySCF raises BasisNotFoundError or others for unknown names
             if "not found for H" not in str(exc):
                 raise ValueError(f"unknown basis {self.basis!r} (PySCF names such as 'sto-3g', 'def2-svp', "
