@@ -10,7 +10,10 @@ does not converge after the ladder is recorded with ``status="failed"`` and NaN 
 
 Variables added per configuration: ``energy`` (eV), ``forces`` (eV/Å), ``status`` ("ok"/"failed"),
 ``reason``, ``scf_cycles``, ``wall_time`` (s), ``warm_start`` (1 if started from a stored density),
-``warm_start_rmsd`` (Å from the geometry whose density was used), ``cache_hit``, ``scf_ladder_step``.
+``warm_start_rmsd`` (Å from the geometry whose density was used), ``cache_hit``, ``scf_ladder_step``
+(``"none"`` = converged at the first attempt). For cache hits ``scf_cycles`` and ``wall_time`` are those of the
+original calculation. Parallel and serial runs agree to SCF convergence (warm-start guesses differ per worker):
+at the default ``conv_tol`` 1e-9 Ha, energies to ~1e-8 eV and forces to ~1e-4 eV/Å.
 """
 
 from __future__ import annotations
@@ -184,8 +187,7 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
         if hit is None:
             pending.append(job)
         else:
-            on_done(LabelOutcome(job.index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"],
-                                 hit["wall_time"], False, np.nan, hit["ladder_step"], True))
+            on_done(LabelOutcome.from_cache(job.index, hit))
     n_workers = min(n_workers or settings.n_workers, len(pending))
     if n_workers > 1 and multiprocessing.current_process().daemon:
         n_workers = 1  # a daemonic process (e.g. a Dask worker) may not start children: label in this process

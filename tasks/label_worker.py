@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
@@ -46,6 +45,12 @@ class LabelOutcome:
     ladder_step: str
     cache_hit: bool
 
+    @classmethod
+    def from_cache(cls, index: int, hit: dict) -> LabelOutcome:
+        """A label read from the cache (``scf_cycles``/``wall_time`` are those of the original calculation)."""
+        return cls(index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"], hit["wall_time"], False, np.nan,
+                   hit["ladder_step"], True)
+
 
 _worker: dict = {}  # per worker process: settings, cache, density memory (set by init_worker)
 
@@ -80,8 +85,7 @@ def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None, me
     if cache is not None:
         hit = cache.get(job.family, job.key)
         if hit is not None:
-            return LabelOutcome(job.index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"],
-                                hit["wall_time"], False, np.nan, hit["ladder_step"], True)
+            return LabelOutcome.from_cache(job.index, hit)
     dm0, distance = None, np.inf
     if settings.warm_start:
         dm0, distance = memory.nearest(job.family, job.positions)
@@ -101,7 +105,3 @@ def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None, me
     return LabelOutcome(job.index, result.energy, result.forces, result.status, result.reason, result.scf_cycles,
                         result.wall_time, dm0 is not None, distance if dm0 is not None else np.nan,
                         result.ladder_step, False)
-
-
-def cache_path(cache_dir: str | os.PathLike | None) -> str | None:
-    return str(Path(cache_dir)) if cache_dir is not None else None
