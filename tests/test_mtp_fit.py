@@ -118,3 +118,17 @@ def test_fit_stage_filters_failed_labels(lj_sets, tmp_path):
         bad = labels.copy(deep=True)
         bad["status"].values[:] = "failed"
         fit_potential(bad, level=6)
+
+
+def test_ridge_solvers_agree():
+    from hmc_core.mtp.fit import solve_ridge
+
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(400, 30)) * np.logspace(0, 4, 30)  # badly scaled columns
+    b = rng.normal(size=400)
+    ref, _ = solve_ridge(a, b, 1e-6, solver="lstsq")
+    for solver in ("cholesky", "qr"):
+        theta, _ = solve_ridge(a, b, 1e-6, solver=solver)
+        np.testing.assert_allclose(theta, ref, rtol=1e-9, atol=1e-12 * np.abs(ref).max())
+    with pytest.raises(ValueError, match="solver must be one of"):
+        solve_ridge(a, b, 1e-6, solver="svd")

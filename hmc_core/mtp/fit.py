@@ -11,7 +11,7 @@ energies in eV/atom, forces eV/Å, stresses as virial per atom (eV/atom); y are 
 
 * :func:`fit_linear`: radial coefficients fixed; the energy is linear in (species_coeffs, moment_coeffs),
   so the weighted least-squares problem is solved exactly (design matrix from the Numba kernel
-  :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`, ridge solve by QR of the augmented system).
+  :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`; ridge solve: Cholesky with refinement, QR or SVD).
 * :func:`fit_full`: radial coefficients optimised as well, by variable projection: for given radial
   coefficients the linear coefficients are the exact ridge solution, and L-BFGS-B minimises the
   remaining loss over the radial coefficients with the analytic gradient of
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from scipy.linalg import solve_triangular
+from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 
 from hmc_core.configurations import config_arrays, validate
@@ -38,6 +38,7 @@ from hmc_core.potentials.base import PotentialError
 
 EV_PER_A3_TO_GPA = 160.21766208
 _VOIGT = ((0, 0), (1, 1), (2, 2), (1, 2), (0, 2), (0, 1))
+SOLVERS = ("cholesky", "qr", "lstsq")
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class FitSettings:
     max_iter: int = 200
     tol: float = 1e-10
     n_threads: int = 1  # configurations evaluated concurrently (Numba kernels release the GIL); same result
+    solver: str = "cholesky"  # linear solve, see solve_ridge
 
     def __post_init__(self):
         for name in ("energy_weight", "force_weight", "stress_weight", "l2"):
@@ -61,6 +63,8 @@ class FitSettings:
             raise ValueError("at least one of energy_weight, force_weight, stress_weight must be positive")
         if self.max_iter < 0:
             raise ValueError(f"FitSettings.max_iter must be ≥ 0, got {self.max_iter}")
+        if self.solver not in SOLVERS:
+            raise ValueError(f"FitSettings.solver must be one of {SOLVERS}, got {self.solver!r}")
         if self.n_threads < 1:
             raise ValueError(f"FitSettings.n_threads must be ≥ 1, got {self.n_threads}")
 
@@ -166,21 +170,38 @@ def design_matrix(mtp: MTP, data: TrainingData, settings: FitSettings):
     return np.concatenate(blocks), np.concatenate(targets), np.concatenate(kinds)
 
 
-def solve_ridge(a: np.ndarray, b: np.ndarray, l2: float, scale: np.ndarray | None = None):
+def solve_ridge(a: np.ndarray, b: np.ndarray, l2: float, scale: np.ndarray | None = None,
+                solver: str = "cholesky"):
     """Minimise |A θ − b|² + l2 |θ · scale|² (scale = column norms unless given); returns (θ, scale).
 
-    Householder QR of the column-scaled system augmented with √l2·I (full rank when l2 > 0), so the
-    condition number is that of A, not of AᵀA; ``lstsq`` (SVD, minimum norm) when l2 = 0.
+    ``solver``: ``"cholesky"`` (scaled, regularised normal equations, as scikit-learn's Ridge, plus two
+    steps of iterative refinement on the true residual; falls back to QR if not positive definite),
+    ``"qr"`` (Householder QR of the system augmented with √l2·I: the condition number of A, not AᵀA),
+    or ``"lstsq"`` (SVD, minimum norm; the only choice that tolerates l2 = 0 with a rank-deficient A).
     """
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {SOLVERS}, got {solver!r}")
     if scale is None:
         scale = np.linalg.norm(a, axis=0)
         scale[scale == 0] = 1.0
     a_s = a / scale
-    if l2 > 0:
-        a_s = np.vstack([a_s, np.sqrt(l2) * np.eye(a.shape[1])])
-        b = np.concatenate([b, np.zeros(a.shape[1])])
-        q, r = np.linalg.qr(a_s, mode="reduced")
-        y = solve_triangular(r, q.T @ b)
+    n = a.shape[1]
+    if l2 > 0 and solver == "cholesky":
+        try:
+            factor = cho_factor(a_s.T @ a_s + l2 * np.eye(n))
+        except np.linalg.LinAlgError:
+            solver = "qr"
+        else:
+            y = cho_solve(factor, a_s.T @ b)
+            for _ in range(2):
+                y += cho_solve(factor, a_s.T @ (b - a_s @ y) - l2 * y)
+            return y / scale, scale
+    if l2 > 0 and solver == "qr":
+        q, r = np.linalg.qr(np.vstack([a_s, np.sqrt(l2) * np.eye(n)]), mode="reduced")
+        y = solve_triangular(r, q.T @ np.concatenate([b, np.zeros(n)]))
+    elif l2 > 0:
+        y = np.linalg.lstsq(np.vstack([a_s, np.sqrt(l2) * np.eye(n)]), np.concatenate([b, np.zeros(n)]),
+                            rcond=None)[0]
     else:
         y = np.linalg.lstsq(a_s, b, rcond=None)[0]
     return y / scale, scale
@@ -191,7 +212,7 @@ def fit_linear(mtp: MTP, data: TrainingData | xr.Dataset, settings: FitSettings 
     if not isinstance(data, TrainingData):
         data = TrainingData(mtp, data)
     a, b, _ = design_matrix(mtp, data, settings)
-    theta, _ = solve_ridge(a, b, settings.l2)
+    theta, _ = solve_ridge(a, b, settings.l2, solver=settings.solver)
     out = mtp.copy()
     out.linear_coefficients = theta
     return out
@@ -233,7 +254,7 @@ def loss_and_radial_gradient(mtp: MTP, data: TrainingData, settings: FitSettings
     """Variable-projection loss at ``mtp``'s radial coefficients (linear coefficients re-solved exactly,
     set on ``mtp``) and its gradient with respect to the radial coefficients (same shape)."""
     a, b, _ = design_matrix(mtp, data, settings)
-    theta, scale = solve_ridge(a, b, settings.l2, scale)
+    theta, scale = solve_ridge(a, b, settings.l2, scale, settings.solver)
     mtp.linear_coefficients = theta
     resid = a @ theta - b
     loss = float(resid @ resid) + settings.l2 * float(((theta * scale) ** 2).sum())
