@@ -178,8 +178,8 @@ def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: 
         "reference_T_m": reference_melting_temperature(system, s.pressure),  # NaN → null below
         "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients; "
                      "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05",
-        "cutoff_note": f"LJ truncated at {s.cutoff_sigma}σ with tail correction; the references are for the full "
-                       "potential and N → ∞",
+        "cutoff_note": f"LJ cut at {s.cutoff_sigma}σ, energy shifted to zero there, with the analytic tail "
+                       "correction; the references are for the full potential and N → ∞",
     }
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))

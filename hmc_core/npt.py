@@ -16,7 +16,10 @@ or hexagonal cell relax its aspect ratios — needed for hcp and for a crystal u
 
 Units: ``HMCConfig.units`` "lj" (P* = Pσ³/ε) or "metal" (pressure in bar or GPa at the edge,
 eV/Å³ inside, see :mod:`hmc_core.units`). Potentials must be periodic in all three directions and
-should include the tail correction when truncated (its energy depends on V).
+should include the tail correction when truncated (its energy depends on V). A truncated but unshifted
+pair energy is sampled exactly, but each pair crossing r_c during a trajectory is an energy jump the
+forces do not see: in crystals with a neighbour shell near r_c this ruins acceptance; prefer an energy
+shifted to zero at r_c for HMC (``LennardJones(shift=True, tail=True)``).
 """
 
 from __future__ import annotations
