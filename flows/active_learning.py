@@ -289,8 +289,9 @@ class Campaign:
 
             t0 = time.perf_counter()
             n = labels.sizes["config"]
+            # the same seed (random start of the radial coefficients) every iteration: fits differ by their data
             potential, report = fit_task.with_options(task_run_name=f"fit iteration {it} ({n} labels)")(
-                labels, **cfg.potential.fit_arguments(cfg.seed + it))
+                labels, **cfg.potential.fit_arguments(cfg.seed))
             save_potential(store, it, potential, report)
             done = {"fit_s": time.perf_counter() - t0, "n_basis": int(potential.n_basis)}
             store.mark_done("fit", it, done)
