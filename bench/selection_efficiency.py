@@ -172,7 +172,7 @@ def main(argv=None) -> dict:
     parser.add_argument("--n0", type=int, default=5, help="random configurations labelled at the start")
     parser.add_argument("--k", type=int, default=5, help="configurations chosen per round")
     parser.add_argument("--max-labels", type=int, default=60)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--target-factor", type=float, default=1.1)
     parser.add_argument("--energy-weight", type=float, default=1.0)
     parser.add_argument("--force-weight", type=float, default=0.01)
