@@ -43,6 +43,15 @@ from hmc_core.configurations import concat, config_arrays
 STAGE_TIMES = ("fit_s", "explore_s", "select_s", "label_s")
 
 
+def named(stage_task, name: str):
+    """``stage_task`` with a readable run name for the UI and Prefect's result caching off: the campaign store
+    and the label cache make resumes exact, and hashing large datasets (or the grade monitor, a closure)
+    as cache keys would only cost time."""
+    from prefect.cache_policies import NO_CACHE
+
+    return stage_task.with_options(task_run_name=name, cache_policy=NO_CACHE)
+
+
 # ---- helpers ----------------------------------------------------------------------------------------------
 def artifact_key(name: str, what: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
@@ -126,12 +135,12 @@ def run_labels(configs: xr.Dataset, config: CampaignConfig, store: CampaignStore
     if config.executor.kind == "dask" and n > 1:
         n_batches = min(n, config.executor.n_workers)
         batches = np.array_split(np.arange(n), n_batches)
-        futures = [runner.submit(label_task.with_options(task_run_name=f"{title} [{b + 1}/{n_batches}]"),
+        futures = [runner.submit(named(label_task, f"{title} [{b + 1}/{n_batches}]"),
                                  {"configs": configs.isel(config=idx), "settings": settings, "cache_dir": cache,
                                   "n_workers": 1})
                    for b, idx in enumerate(batches)]
         return concat([f.result() for f in futures])
-    return label_task.with_options(task_run_name=title)(configs, settings, cache_dir=cache,
+    return named(label_task, title)(configs, settings, cache_dir=cache,
                                                          n_workers=config.labeling.n_workers)
 
 
@@ -290,7 +299,7 @@ class Campaign:
             t0 = time.perf_counter()
             n = labels.sizes["config"]
             # the same seed (random start of the radial coefficients) every iteration: fits differ by their data
-            potential, report = fit_task.with_options(task_run_name=f"fit iteration {it} ({n} labels)")(
+            potential, report = named(fit_task, f"fit iteration {it} ({n} labels)")(
                 labels, **cfg.potential.fit_arguments(cfg.seed))
             save_potential(store, it, potential, report)
             done = {"fit_s": time.perf_counter() - t0, "n_basis": int(potential.n_basis)}
@@ -325,7 +334,7 @@ class Campaign:
                 for t, temp in enumerate(h.temperatures):
                     monitor = make_grade_monitor(sampler, active, starts.isel(config=[k]))
                     futures.append(self.runner.submit(
-                        explore_task.with_options(task_run_name=f"HMC iteration {it} start {k} at {temp:g} K"),
+                        named(explore_task, f"HMC iteration {it} start {k} at {temp:g} K"),
                         {"starts": starts.isel(config=[k]), "potential": sampler, "hmc": hmc,
                          "n_samples": h.n_samples, "temperatures": [temp], "seed": cfg.seed + 1000 * it + 10 * k + t,
                          "n_workers": 1, "monitor": monitor, "stop_above": cfg.selection.break_threshold}))
@@ -359,7 +368,7 @@ class Campaign:
             t0 = time.perf_counter()
             budget = min(cfg.selection.budget, max(0, cfg.stopping.max_labels - labels.sizes["config"]))
             active = load_active_set(store.read_dataset("active_set.nc", it))
-            selected, summary = select_task.with_options(task_run_name=f"select iteration {it}")(
+            selected, summary = named(select_task, f"select iteration {it}")(
                 pool, potential, active, threshold=cfg.selection.threshold,
                 break_threshold=cfg.selection.break_threshold, budget=budget, seed=cfg.seed + it)
             store.write_dataset("candidates.nc", selected, it)
