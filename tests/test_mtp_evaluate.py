@@ -193,3 +193,24 @@ def test_ase_calculator_matches_motep_and_relaxes(shared_data):
     assert c.get_potential_energy() < e0
     with pytest.raises(Exception, match="stress"):
         c.get_stress()
+
+
+def test_basis_matrix_over_a_dataset(shared_data):
+    """basis_matrix rows: atoms config by config ("atom") or their sums ("config"); E = row · coefficients."""
+    from hmc_core.configurations import from_atoms
+    from hmc_core.mtp import basis_matrix
+
+    mtp = read_mtp(shared_data / "mtp" / "multi_level06.mtp", species=[42, 3, 1])
+    a = rattled_bcc(repeat=2)
+    b = cluster(5)
+    b.numbers = [42, 3, 42, 1, 42]
+    ds = from_atoms([a, b])
+    atoms_rows = basis_matrix(mtp, ds, mode="atom", include_species=True)
+    config_rows = basis_matrix(mtp, ds, mode="config", include_species=True)
+    assert atoms_rows.shape == (len(a) + len(b), 3 + mtp.n_basis)
+    np.testing.assert_allclose(config_rows[1], atoms_rows[len(a):].sum(0))
+    energies = [mtp.evaluate(s.positions, s.numbers, s.cell[:], s.pbc)["energy"] for s in (a, b)]
+    np.testing.assert_allclose(config_rows @ mtp.linear_coefficients, energies, rtol=1e-10)
+    assert basis_matrix(mtp, ds, mode="config").shape == (2, mtp.n_basis)
+    with pytest.raises(ValueError, match="mode must be"):
+        basis_matrix(mtp, ds, mode="pair")
