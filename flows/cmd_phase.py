@@ -84,6 +84,7 @@ def seed(
     n_cells: int = typer.Option(6, help="fcc cells per edge of the liquid's starting crystal (4·n³ atoms)"),
     n_samples: int = typer.Option(200, help="NPT sweeps after inserting the seed"),
     every: int = typer.Option(5, help="analyse the cluster every k sweeps"),
+    quench: int = typer.Option(400, help="NPT sweeps that equilibrate the supercooled liquid before seeding"),
     cutoff: float = typer.Option(3.0, help="LJ cutoff in σ (tail-corrected)"),
     workers: int = typer.Option(2, help="runs in parallel"),
     random_seed: int = typer.Option(0, "--random-seed"),
@@ -98,7 +99,8 @@ def seed(
     temps = tuple(temperature or ((0.6,) if element == "LJ" else (70.0,)))
     try:
         settings = SeededSettings(element, p, temps, tuple(structure or ("fcc",)), tuple(size or (13, 43, 79)),
-                                  n_cells, None, n_samples, every, cutoff, random_seed, workers)
+                                  n_cells, None, n_samples, every, n_quench=quench, cutoff_sigma=cutoff,
+                                  seed=random_seed, n_workers=workers)
         system = PhaseSystem(element, cutoff)
         # the liquid is ~15 % less dense than the starting crystal: check the largest seed fits it
         pos, cell = lattice("fcc", n_cells, 0.85 / system.sigma**3)
@@ -111,7 +113,7 @@ def seed(
     summary = seeded_crystallisation(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
                                      structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
                                      n_cells=n_cells, n_samples=n_samples, analyse_every=every,
-                                     cutoff_sigma=cutoff, seed=random_seed, n_workers=workers)
+                                     cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench)
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']}: {r['outcome']} "
                       f"(largest cluster {r['initial_largest_cluster']:.0f} → {r['final_largest_cluster']:.0f}; "

@@ -216,6 +216,7 @@ class SeededSettings:
     melt_temperature: float | None = None
     n_samples: int = 200
     analyse_every: int = 5
+    n_quench: int = 400
     cutoff_sigma: float = 3.0
     seed: int = 0
     n_workers: int = 2
@@ -231,8 +232,8 @@ class SeededSettings:
             raise ValueError(f"seed sizes must be ≥ 1 atom, got {list(self.seed_sizes)}")
         if self.pressure < 0:
             raise ValueError(f"pressure = {self.pressure} is negative; seeded runs need P ≥ 0")
-        if self.n_samples < 1 or self.analyse_every < 1 or self.n_cells < 3:
-            raise ValueError("n_samples and analyse_every must be ≥ 1 and n_cells ≥ 3")
+        if self.n_samples < 1 or self.analyse_every < 1 or self.n_cells < 3 or self.n_quench < 1:
+            raise ValueError("n_samples, analyse_every and n_quench must be ≥ 1 and n_cells ≥ 3")
 
 
 def critical_size_brackets(runs: list[xr.Dataset]) -> list[dict]:
@@ -278,11 +279,16 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                            temperatures: list[float] | None = None, structures: list[str] | None = None,
                            seed_sizes: list[int] | None = None, n_cells: int = 6,
                            melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
-                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2) -> dict:
-    """Insert crystal seeds into supercooled liquids and follow the largest solid cluster."""
+                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400) -> dict:
+    """Insert crystal seeds into supercooled liquids and follow the largest solid cluster.
+
+    The liquid is melted at ``melt_temperature`` (default 2 × the published melting temperature) and
+    quenched for ``n_quench`` NPT sweeps: its density must settle before the seed goes in (with 100
+    sweeps it was still 10 % low at T* = 0.6 and every seed dissolved while the box shrank)."""
     s = SeededSettings(element, pressure, tuple(temperatures or SeededSettings.temperatures),
                        tuple(structures or SeededSettings.structures), tuple(seed_sizes or SeededSettings.seed_sizes),
-                       n_cells, melt_temperature, n_samples, analyse_every, cutoff_sigma, seed, n_workers)
+                       n_cells, melt_temperature, n_samples, analyse_every, n_quench=n_quench,
+                       cutoff_sigma=cutoff_sigma, seed=seed, n_workers=n_workers)
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -290,7 +296,7 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
         liquids = {t: runner.submit(supercooled_liquid_task, dict(
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, melt_temperature=t_melt,
-            seed=s.seed + 17 * k)) for k, t in enumerate(s.temperatures)}
+            n_quench=s.n_quench, seed=s.seed + 17 * k)) for k, t in enumerate(s.temperatures)}
         futures = []
         for t in s.temperatures:
             for st in s.structures:
