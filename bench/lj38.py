@@ -81,6 +81,16 @@ class Quencher:
         return float(res.fun), res.x.reshape(N_ATOMS, 3)
 
 
+def truncated_octahedron() -> np.ndarray:
+    """The LJ₃₈ global minimum's geometry before relaxation: the 38 fcc sites nearest an octahedral hole
+    (shells of 6 + 8 + 24), nearest-neighbour distance 2^(1/6) σ; L-BFGS takes it to −173.928427 ε."""
+    a = 2 ** (1 / 6) * np.sqrt(2)
+    g = np.arange(-4, 5)
+    sites = np.array([[i, j, k] for i in g for j in g for k in g if (i + j + k) % 2 == 0], float) * a / 2
+    center = np.array([a / 2, 0.0, 0.0])
+    return sites[np.argsort(np.linalg.norm(sites - center, axis=1), kind="stable")[:N_ATOMS]] - center
+
+
 def random_start(rng: np.random.Generator, quench: Quencher) -> np.ndarray:
     """Uniform in a sphere of radius 1.9σ, then 30 L-BFGS steps (removes overlaps, stays disordered)."""
     r = 1.9 * rng.uniform(0, 1, N_ATOMS) ** (1 / 3)
@@ -90,10 +100,13 @@ def random_start(rng: np.random.Generator, quench: Quencher) -> np.ndarray:
 
 
 def run_seed(seed: int, ladder: np.ndarray, n_sweeps: int, quench_every: int, n_quench_rungs: int,
-             n_steps: int, n_warmup: int) -> dict:
+             n_steps: int, n_warmup: int, start: str = "random") -> dict:
     rng = np.random.default_rng(seed)
     quench = Quencher()
-    starts = np.array([random_start(rng, quench) for _ in ladder])
+    if start == "fcc":
+        starts = np.repeat(quench(truncated_octahedron())[1][None], len(ladder), axis=0)
+    else:
+        starts = np.array([random_start(rng, quench) for _ in ladder])
     quench.n_evaluations = 0
     cfg = HMCConfig(temperature=float(ladder[0]), dt=0.02, n_steps=n_steps, units="lj", jitter_dt=0.2,
                     n_warmup=n_warmup, target_accept=0.7)
@@ -168,6 +181,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--quench-every", type=int, default=10)
     ap.add_argument("--quench-rungs", type=int, default=4)
+    ap.add_argument("--start", choices=["random", "fcc"], default="random",
+                    help="random starts (global-minimum search) or every rung at the fcc global minimum (for C_V)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--energies", type=Path, help="write per-seed energies (npz) for the C_V analysis")
     ap.add_argument("--reanalyse", type=Path, nargs=2, metavar=("JSON", "NPZ"),
@@ -178,7 +193,8 @@ def main(argv=None):
     ladder = geometric_ladder(args.t_min, args.t_max, args.rungs)
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        r = run_seed(seed, ladder, args.sweeps, args.quench_every, args.quench_rungs, args.n_steps, args.warmup)
+        r = run_seed(seed, ladder, args.sweeps, args.quench_every, args.quench_rungs, args.n_steps, args.warmup,
+                     args.start)
         runs.append(r)
         print(f"seed {seed}: found={r['found_global_minimum']} at {r['force_evaluations']} force evaluations "
               f"(best quench {r['best_quenched_energy']:.6f}); round trips {r['round_trips']}; "
