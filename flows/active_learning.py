@@ -351,7 +351,7 @@ class Campaign:
             store.write_dataset("trajectories.nc", traces, it)
             done = {"explore_s": time.perf_counter() - t0, "n_pool": int(pool.sizes["config"]),
                     "n_chains": len(futures), "chains_stopped": int(traces["stopped_early"].sum()),
-                    "acceptance": float(traces["acceptance_rate"].mean()),
+                    "acceptance": acceptance(traces),
                     "max_grade": float(np.nanmax(pool["grade"].values)) if pool.sizes["config"] else float("nan")}
             store.mark_done("explore", it, done)
             self.log.info("iteration %d: %d HMC chains, %d frames, %d chains stopped at the break grade, "
@@ -414,6 +414,13 @@ class Campaign:
                       row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
                       row.get("test_energy_rmse_meV_per_atom", np.nan),
                       f" → stop: {row['stop_reason']}" if row["stop_reason"] else "")
+
+
+def acceptance(traces: xr.Dataset) -> float:
+    """Mean HMC acceptance over the trajectories the chains ran (chains stopped at the break grade have NaN
+    energies after their last trajectory; those do not count)."""
+    ran = np.isfinite(traces["potential_energy"].values)
+    return float(traces["accepted"].values[ran].mean()) if ran.any() else float("nan")
 
 
 def save_potential(store: CampaignStore, it: int, potential, report) -> None:
