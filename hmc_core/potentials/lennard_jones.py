@@ -5,6 +5,10 @@ The long-range tail correction (for homogeneous periodic fluids, truncated not s
   E_tail = (2π/V) Σ_ab N_a N_b 4 ε σ³ [ (σ/rc)⁹/9 − (σ/rc)³/3 ]
   P_tail = (2π/(3V²)) Σ_ab N_a N_b 4 ε σ³ [ 4/3 (σ/rc)⁹ − 2 (σ/rc)³ ]
 (Allen & Tildesley, 2nd ed., §2.8), entered in the virial as P_tail·V on the diagonal.
+With ``shift=True`` as well, the energy also gets the mean-field value of the removed shift,
+  E_shift = (2π/(3V)) Σ_ab N_a N_b r_c³ u_ab(r_c)   (u(r_c) < 0; the virial is unchanged),
+so that −dE/dV of the tail terms equals P_tail: without it the shifted model's pressure exceeds the
+full potential's by the impulsive term (2π/3) ρ² r_c³ |u(r_c)| (≈ 0.2 ε/σ³ at ρ* = 0.8, r_c = 3σ).
 
 Units: reduced (``units="lj"``, ε = σ = 1, species are type labels 1, 2, …) or eV/Å
 (``units="metal"``, species are atomic numbers). Mixed pairs default to Lorentz–Berthelot rules.
@@ -191,6 +195,8 @@ class LennardJones(Potential):
         x9 = x3**3
         pref = 4.0 * self.eps * self.sig**3
         e_tail = 2.0 * np.pi / volume * np.sum(nn * pref * (x9 / 9.0 - x3 / 3.0))
+        if self.shift:  # mean-field value of the shift removed inside r_c (see the module docstring)
+            e_tail += 2.0 * np.pi / (3.0 * volume) * np.sum(nn * self.rc**3 * self.eshift)
         pv_tail = 2.0 * np.pi / (3.0 * volume) * np.sum(nn * pref * (4.0 / 3.0 * x9 - 2.0 * x3))
         return float(e_tail), float(pv_tail)
 
