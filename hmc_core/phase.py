@@ -39,8 +39,9 @@ class PhaseSystem:
     energy, every pair crossing r_c is an energy jump u(r_c) that the forces ignore; in a crystal whose
     seventh fcc shell sits at 2.97σ (ρσ³ = 1) this gave ΔH ≈ 25 ε per trajectory, collapsed the adapted
     step size and "glued" that shell inside r_c, keeping a 500-atom crystal solid at T* = 1.54, P* = 1.
-    The shift leaves forces and the virial unchanged, so the pressure (virial + tail) is that of the full
-    potential to the accuracy of the tail correction, while the energy is offset by N_pairs(r < r_c)·|u(r_c)|.
+    The shift leaves forces and the virial unchanged; the tail correction includes the mean-field value of
+    the shift (:mod:`hmc_core.potentials.lennard_jones`), so the sampled pressure is that of the full
+    potential to the accuracy of the tail correction (checked against JZG in tests/test_npt.py).
     """
 
     element: str = "LJ"
