@@ -14,6 +14,7 @@ second-order Newton solver). A configuration that still fails comes back with ``
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -105,8 +106,10 @@ def check_elements(species: np.ndarray, settings: LabelSettings, periodic: bool)
     for z in sorted({int(z) for z in species}):
         symbol = ELEMENTS[z]
         try:
-            if not gto.basis.load(settings.basis, symbol):
-                raise KeyError(symbol)
+            with warnings.catch_warnings():  # PySCF's hint to install basis-set-exchange; our error says more
+                warnings.simplefilter("ignore", UserWarning)
+                if not gto.basis.load(settings.basis, symbol):
+                    raise KeyError(symbol)
         except Exception:
             raise ValueError(f"element {symbol} (Z={z}) is not covered by basis {settings.basis!r}; choose a basis "
                              f"that has it (e.g. def2-svp covers H–Rn)") from None
