@@ -78,8 +78,8 @@ def main(argv=None):
         r["bias"] = r["mean_U_per_atom"] - ref_u
         sigma = float(np.hypot(r["stderr"], ref_e))
         r["bias_over_sigma"] = r["bias"] / sigma if r is not rows["reference"] else 0.0
-        print(f"{r['method']:<18}{r['dt']:7.3f}{r['mean_U_per_atom']:10.4f}{r['stderr']:8.4f}{r['bias']:9.4f}"
-              f"{r['bias_over_sigma']:8.1f}")
+        print(f"{r['method']:<18}{r['dt']:7.3f}{r['mean_U_per_atom']:10.4g}{r['stderr']:8.2g}{r['bias']:9.4g}"
+              f"{r['bias_over_sigma']:8.2g}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(rows, indent=1))

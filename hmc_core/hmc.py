@@ -40,7 +40,8 @@ class HMCConfig:
     n_warmup: trajectories with step-size adaptation (discarded); target_accept: its goal.
     save_every: keep positions every k production trajectories. skin: neighbour-list skin (length).
     metropolis: False drops the accept/reject step (unadjusted HMC, biased by O(dt²); see
-    :mod:`hmc_core.unadjusted`): every finite end point is kept.
+    :mod:`hmc_core.unadjusted`): every end point is kept unless the trajectory diverged
+    (non-finite, or ΔH > 1000 k_B T: an unstable dt, which would otherwise be kept silently).
     """
 
     temperature: float
@@ -221,8 +222,8 @@ class HMCSampler:
             accept_prob, delta_h = 0.0, float("inf")
         if cfg.metropolis:
             accepted = bool(state.rng.uniform() < accept_prob)
-        else:  # unadjusted HMC: keep every finite end point
-            accepted = bool(np.isfinite(delta_h))
+        else:  # unadjusted HMC: keep every end point except diverged ones
+            accepted = bool(np.isfinite(delta_h) and delta_h < 1000.0 * cfg.kT)
         if accepted:
             state.energy, state.forces, state.virial = e1, f1, self.ff.virial.copy()
             state.n_accepted += 1
