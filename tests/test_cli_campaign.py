@@ -30,7 +30,7 @@ def resumed(tmp_path_factory):
     """Start `pesflow run`, SIGKILL it once iteration 0's labels are on disk, run the same command again."""
     tmp = tmp_path_factory.mktemp("cli")
     cfg = tmp / "tiny.toml"
-    cfg.write_text(TINY.format(name="cli-tiny", iterations=2, executor="default", workers=1))
+    cfg.write_text(TINY.format(name="cli-tiny", iterations=1, executor="default", workers=1))
     directory = tmp / "campaign"
     cmd = [str(BIN / "pesflow"), "run", str(cfg), "--dir", str(directory)]
     with prefect_server(tmp / "prefect") as (_, env):
