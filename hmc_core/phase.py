@@ -194,7 +194,8 @@ def add_defects(positions, cell, vacancy_fraction: float = 0.0, interstitial_fra
 
 
 def insert_seed(positions, cell, seed_positions, gap: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Put a seed (centred at 0) at the centre of a periodic box, removing the atoms within its radius + gap.
+    """Put a seed (centred at 0) at the centre of a periodic box, removing every atom closer than ``gap``
+    to a seed atom (default 0.85 × the mean spacing (V/N)^(1/3)), so the liquid meets the seed without a void.
 
     Returns (positions (N', 3), is_seed (N',) bool). Raises ValueError when the seed does not fit.
     """
@@ -204,17 +205,21 @@ def insert_seed(positions, cell, seed_positions, gap: float | None = None) -> tu
     volume = abs(np.linalg.det(cell))
     heights = volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
     if gap is None:
-        gap = 0.9 * (volume / len(x)) ** (1.0 / 3.0)
+        gap = 0.85 * (volume / len(x)) ** (1.0 / 3.0)
     radius = float(np.linalg.norm(seed, axis=1).max()) + gap
     if 2 * radius >= heights.min() - gap:
         raise ValueError(f"a seed of {len(seed)} atoms needs a box wider than {2 * radius + gap:.3g} (its diameter "
                          f"plus a liquid shell) but the box is {heights.min():.3g} across; use a smaller seed or "
                          "more atoms")
     centre = cell.sum(axis=0) / 2
-    frac = (x - centre) @ np.linalg.inv(cell)
-    frac -= np.round(frac)
-    keep = np.linalg.norm(frac @ cell, axis=1) > radius
-    new = np.vstack([seed + centre, x[keep]])
+    inv = np.linalg.inv(cell)
+    placed = seed + centre
+    keep = np.ones(len(x), bool)
+    for k in range(0, len(x), 512):  # minimum-image distances to every seed atom, in blocks
+        d = (x[k:k + 512, None, :] - placed[None, :, :]) @ inv
+        d -= np.round(d)
+        keep[k:k + 512] = np.linalg.norm(d @ cell, axis=2).min(axis=1) >= gap
+    new = np.vstack([placed, x[keep]])
     is_seed = np.zeros(len(new), bool)
     is_seed[: len(seed)] = True
     return new, is_seed
