@@ -15,12 +15,15 @@ from rich.table import Table
 
 from flows.app import UserError, app, console
 
-# Before Prefect is imported: no telemetry (offline machines), and patience for the temporary server's first
-# start (it creates its database; ~20 s on an idle 2-core machine, much more under load).
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-# PySCF's OpenMP threads sleep instead of spinning while waiting (spinning slows labels 2–3× on a busy machine).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+def campaign_environment() -> None:
+    """Environment defaults of the campaign commands, set before Prefect and PySCF are imported (the user's own
+    values win): no telemetry (offline machines); patience for the temporary Prefect server's first start (it
+    creates its database: ~20 s on an idle 2-core machine, much more under load); PySCF's OpenMP threads sleep
+    instead of spinning while they wait (spinning slows labels 2–3× on a busy machine)."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _campaign_dir(directory: Path) -> Path:
@@ -93,6 +96,7 @@ def run(
     plots: bool = typer.Option(True, help="write PNG plots into DIR/plots at the end"),
 ):
     """Run (or resume) an active-learning campaign; no CONFIG runs the embedded default."""
+    campaign_environment()
     t0 = time.perf_counter()
     from flows.config import load_config
 
@@ -157,6 +161,7 @@ def label(
     out: Path = typer.Option(None, help="labels netCDF (default: FILE with suffix .labels.nc)"),
 ):
     """Label structures with PySCF (energies eV, forces eV/Å) into an xarray dataset."""
+    campaign_environment()
     from hmc_core.configurations import read_structures, write_netcdf
     from tasks.label import LabelSettings, label_configurations
 
@@ -187,6 +192,7 @@ def fit(
     level: int = typer.Option(None, help="override [potential] level"),
 ):
     """Fit an MTP on all successful labels of a campaign and report train and held-out errors."""
+    campaign_environment()
     from flows.active_learning import ok_labels, prediction_errors
     from flows.config import load_config
     from flows.store import CampaignStore
@@ -221,6 +227,7 @@ def fit(
 @app.command()
 def status(directory: Path = typer.Argument(..., help="campaign directory")):
     """Iteration table of a campaign (finished, running or interrupted)."""
+    campaign_environment()
     from flows.active_learning import summarize
     from flows.store import STAGES, CampaignStore
 
@@ -276,6 +283,7 @@ def deploy(
     directory: Path = typer.Option(None, "--dir", help="campaign directory the nightly run continues"),
 ):
     """Register the deployments of deployments/ on the Prefect server named by PREFECT_API_URL."""
+    campaign_environment()
     if not os.environ.get("PREFECT_API_URL"):
         raise UserError("PREFECT_API_URL is not set: start a server (`pesflow ui`) and export "
                         "PREFECT_API_URL=http://127.0.0.1:4200/api")
