@@ -72,6 +72,9 @@ class Tracker:
             self.next_quench += self.interval
 
     def summary(self, budget: int) -> dict:
+        if len(self.u) < 10:
+            raise SystemExit(f"error: a budget of {budget} force evaluations is (nearly) all spent on warm-up; "
+                             "raise --budget (≥ 20000 recommended)")
         u, c = np.array(self.u), np.array(self.u_cost)
         keep = c >= 0.2 * c[-1]
         ess = effective_sample_size(u[keep])
