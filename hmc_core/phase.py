@@ -253,6 +253,15 @@ def _hmc_settings(system: PhaseSystem, dt: float | None, n_steps: int, n_warmup:
                      target_accept=0.75, jitter_steps=0.2, skin=0.3 * system.sigma)
 
 
+def _default_mass(system: PhaseSystem) -> float:
+    """Atomic mass (amu) for metal units, 1 for reduced units."""
+    if system.units == "lj":
+        return 1.0
+    from ase.data import atomic_masses
+
+    return float(atomic_masses[system.species_label])
+
+
 def _lj_time_in_fs(system: PhaseSystem) -> float:
     from ase.data import atomic_masses
 
@@ -356,11 +365,13 @@ def melting_bracket(heating: Sequence[xr.Dataset], cooling: Sequence[xr.Dataset]
 def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_seed: int, temperature: float,
                pressure: float, n_samples: int = 200, analyse_every: int = 5, seed_density: float | None = None,
                n_warmup: int = 20, n_steps: int = 10, dt: float | None = None, seed: int = 0,
-               pressure_unit: str | None = None) -> xr.Dataset:
+               pressure_unit: str | None = None, n_hold: int = 0) -> xr.Dataset:
     """Insert a crystalline seed (fcc/hcp/bcc/ico, ``n_seed`` atoms) into a liquid and follow it by NPT HMC.
 
     ``seed_density``: the seed's number density (default 1.12 × the liquid's, ≈ ρ_s/ρ_l on the LJ
-    melting line). Returns a Dataset over ``frame`` (``sweep``, ``largest_cluster``, ``solid_fraction``,
+    melting line). ``n_hold``: sweeps with the seed atoms held in place (mass × 10¹⁰) while the liquid
+    relaxes against it, before the followed run. Returns a Dataset over ``frame`` (``sweep``,
+    ``largest_cluster``, ``solid_fraction``,
     ``seed_solid_fraction``, ``largest_fcc/hcp/bcc/ico/other`` composition, ``density``) with attrs
     ``outcome`` ("grew", "dissolved" or "undecided"), growth-mode statistics of the cluster-size
     increments, and the seed's initial and final composition.
@@ -376,11 +387,18 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
     species = np.full(n, system.species_label, np.int32)
     ff = ForceField(system.potential(), species, cell, (True, True, True), skin=0.3 * system.sigma)
     cfg = _hmc_settings(system, dt, n_steps, n_warmup, temperature)
-    sampler = NPTSampler(ff, cfg, npt)
     cutoff = shell_cutoff(rho_liquid)
     analysis = OrderAnalysis(cutoff=cutoff, tracked=is_seed)
+    state = None
+    if n_hold > 0:
+        masses = np.where(is_seed, 1e10, 1.0) * _default_mass(system)
+        held = NPTSampler(ff, cfg, npt, masses=masses)
+        state = run_npt_chain(held, x, n_hold, seed=seed + 1, save_every=n_hold).state
+        x = state.hmc.positions
+        cell = state.cell.copy()
+    sampler = NPTSampler(ff, cfg, npt)
     initial = analysis(x, cell)
-    res = run_npt_chain(sampler, x, n_samples, seed=seed, save_every=analyse_every, analyse=analysis)
+    res = run_npt_chain(sampler, x, n_samples, seed=seed, save_every=analyse_every, analyse=analysis, state=state)
     sweeps = np.concatenate([[-1], res.frame_sample]) + 1
     data = {key: ("frame", np.concatenate([[initial[key]], values])) for key, values in res.analysis.items()}
     ds = xr.Dataset(data, coords={"frame": np.arange(len(sweeps))})
@@ -406,7 +424,7 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
         "initial_composition": " ".join(f"{s}={initial[f'largest_{s}']:.2f}" for s in STRUCTURES),
         "final_composition": " ".join(f"{s}={res.analysis[f'largest_{s}'][-1]:.2f}" for s in STRUCTURES),
         "hmc_acceptance": res.hmc_acceptance, "volume_acceptance": res.volume_acceptance,
-        "analyse_every": analyse_every, "seed": seed, "schema": "pesflow.seeded_crystallisation/1",
+        "analyse_every": analyse_every, "n_hold": n_hold, "seed": seed, "schema": "pesflow.seeded_crystallisation/1",
     })
     return ds
 
