@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
 from prefect_server import BIN, prefect_server, stop, wait_for
 from test_campaign import TINY
 
 
-@pytest.mark.slow
 def test_cron_deployment_runs_on_a_process_worker(tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
