@@ -25,7 +25,7 @@ def _cache_files(directory: Path) -> dict[str, int]:
     return {str(p.relative_to(directory)): p.stat().st_mtime_ns for p in (directory / "label_cache").rglob("*.npz")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def resumed(tmp_path_factory):
     """Start `pesflow run`, SIGKILL it once iteration 0's labels are on disk, run the same command again."""
     tmp = tmp_path_factory.mktemp("cli")
@@ -53,7 +53,14 @@ def resumed(tmp_path_factory):
             "output": second.stdout + second.stderr, "tmp": tmp}
 
 
-def test_resume_after_kill_loses_and_recomputes_no_label(resumed):
+def test_resume_after_kill_then_status_plot_fit(resumed, capsys):
+    """One campaign (the slow part) serves both checks, so that pytest-xdist does not run it twice."""
+    check_resume(resumed)
+    check_status_plot_and_fit(resumed, capsys)
+
+
+def check_resume(resumed):
+    """No label written before the kill is lost or recomputed, and the campaign completes."""
     directory, before = resumed["dir"], resumed["before"]
     assert resumed["killed"], "the first run finished before it could be killed"
     after = xr.open_dataset(directory / "labels.nc").load()
@@ -74,7 +81,8 @@ def test_resume_after_kill_loses_and_recomputes_no_label(resumed):
     assert "wall time per stage" in resumed["output"] and "stopped: iteration budget" in resumed["output"]
 
 
-def test_status_plot_and_fit_on_the_finished_campaign(resumed, capsys):
+def check_status_plot_and_fit(resumed, capsys):
+    """`status`, `plot` and `fit` on the finished (resumed) campaign."""
     directory = resumed["dir"]
     assert main(["status", str(directory)]) == 0
     assert "iteration budget" in capsys.readouterr().out
