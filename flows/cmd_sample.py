@@ -1,4 +1,4 @@
-"""``pesflow sample``: HMC with Lennard-Jones on given (or built-in) structures."""
+"""``pesflow sample``: HMC with Lennard-Jones or a fitted MTP on given (or built-in) structures."""
 
 from __future__ import annotations
 
@@ -31,6 +31,30 @@ def builtin_structure(name: str):
     raise UserError(f"unknown built-in structure {name!r}; choose lj-fcc, ar-fcc or ar13, or give a file")
 
 
+def _rare_gas_lj(path: str, species, pbc):
+    """Built-in Lennard-Jones for a one-element rare-gas structure (tail correction if fully periodic)."""
+    from hmc_core.potentials import LennardJones
+
+    symbols = {18: "Ar", 36: "Kr", 54: "Xe", 10: "Ne"}
+    elements = np.unique(species)
+    if len(elements) != 1 or int(elements[0]) not in symbols:
+        raise UserError(f"{path}: built-in Lennard-Jones parameters exist for Ne, Ar, Kr and Xe only; "
+                        "for other elements give a fitted potential with --potential FILE.mtp")
+    periodic = bool(np.all(pbc))
+    return LennardJones.rare_gas(symbols[int(elements[0])], tail=periodic, shift=not periodic)
+
+
+def _load_mtp(path: Path, species):
+    """Read a fitted MTP and check it covers the structure's elements."""
+    from hmc_core.mtp import read_mtp
+
+    if not path.exists():
+        raise FileNotFoundError(f"no such potential file: {path}")
+    mtp = read_mtp(path, below_min_dist="nan")  # a move closer than min_dist is rejected, not a crash
+    mtp.check_species(np.asarray(species))
+    return mtp
+
+
 @app.command()
 def sample(
     structures: str = typer.Argument("lj-fcc", help="structure file ASE reads, or lj-fcc / ar-fcc / ar13"),
@@ -42,27 +66,22 @@ def sample(
     warmup: int = typer.Option(50, help="warm-up trajectories (step-size adaptation)"),
     integrator: str = typer.Option("verlet", help="verlet or omelyan"),
     seed: int = typer.Option(0),
+    potential: Path = typer.Option(None, "--potential", "-p",
+                                   help="fitted MTP (.mtp; pesflow-written files name their elements) instead of LJ"),
     out: Path = typer.Option(Path("runs/sample.nc"), help="netCDF output (xarray)"),
 ):
-    """Sample with Hybrid Monte Carlo on Lennard-Jones and write an xarray dataset."""
+    """Sample with Hybrid Monte Carlo (Lennard-Jones or a fitted MTP) and write an xarray dataset."""
     from hmc_core.configurations import ConfigurationError, read_structures, write_netcdf
     from hmc_core.hmc import HMCConfig, run_chains
     from hmc_core.potentials import LennardJones
 
     if Path(structures).exists():
-        ds = read_structures(structures)
-        atoms_species = np.unique(ds["species"].values[0, : int(ds["n_atoms"].values[0])])
-        symbols = {18: "Ar", 36: "Kr", 54: "Xe", 10: "Ne"}
-        if len(atoms_species) != 1 or int(atoms_species[0]) not in symbols:
-            raise UserError(f"{structures}: `pesflow sample` has built-in Lennard-Jones parameters for "
-                            "Ne, Ar, Kr and Xe only; this file holds other elements")
-        pot = LennardJones.rare_gas(symbols[int(atoms_species[0])])
-        units = "metal"
         from hmc_core.configurations import config_arrays
 
-        pos, species, cell, pbc = config_arrays(ds, 0)
-        if not pbc.all():
-            pot = LennardJones.rare_gas(symbols[int(atoms_species[0])], tail=False, shift=True)
+        pos, species, cell, pbc = config_arrays(read_structures(structures), 0)
+        units = "metal"
+        if potential is None:
+            pot = _rare_gas_lj(structures, species, pbc)
     else:
         if structures.endswith((".xyz", ".extxyz", ".cif", ".nc", "POSCAR", ".vasp")):
             raise FileNotFoundError(f"no such structure file: {structures}")
@@ -72,6 +91,10 @@ def sample(
             pot = LennardJones(cutoff_sigma=2.5)
         else:
             pot = LennardJones.rare_gas("Ar", tail=bool(np.all(pbc)), shift=not np.all(pbc))
+    if potential is not None:
+        if units == "lj":
+            raise UserError("lj-fcc is in reduced units; give a structure file (or ar-fcc / ar13) with --potential")
+        pot = _load_mtp(potential, species)
     temps = temperature or ([0.9] if units == "lj" else [60.0])
     if dt is None:
         dt = 0.005 if units == "lj" else 5.0
