@@ -17,7 +17,6 @@ energy+forces: the ratio monitor / energy_forces is the overhead of grading a sa
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
@@ -28,6 +27,8 @@ from ase.build import bulk
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from benchutil import write_json  # noqa: E402
 
 from hmc_core.mtp import per_atom_basis, read_mtp  # noqa: E402
 from hmc_core.potentials import ForceField  # noqa: E402
@@ -102,9 +103,7 @@ def main(argv=None) -> dict:
               f"{r['basis_us_per_atom']:8.2f} {r['grade_kernel_us_per_atom']:13.3f} {r['monitor_us_per_atom']:8.2f} "
               f"{r['monitor_over_energy_forces']:12.2f} {r['grade_kernel_over_energy_forces']:11.3f}")
     result = {"levels": results, "structure": "bcc Mo 8x8x8 cubic cells (1024 atoms), rattle 0.05 Å"}
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 

@@ -21,7 +21,6 @@ Runs, all in this one process or its spawned workers, in this order:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy as np  # noqa: E402
+from benchutil import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGMA = 0.05  # Å, Gaussian displacement of every atom
@@ -181,9 +181,7 @@ def main(argv=None) -> dict:
           f"{100 * result['overhead_fraction_cpu']:.1f} % of CPU time "
           f"(outside the per-label PySCF calls: {100 * result['overhead_fraction_outside_labels']:.2f} %); "
           f"parallel vs serial: |ΔE| ≤ {max_de:.1e} eV, |ΔF| ≤ {max_df:.1e} eV/Å")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 

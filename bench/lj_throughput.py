@@ -13,10 +13,7 @@ LAMMPS is the Debian ``lammps`` package's ``lmp`` (neighbor 0.3 bin, every 20 ch
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -25,6 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from benchutil import find_lammps, lj_fcc_setup, run_lammps, write_json
 
 DENSITY, RC, TEMPERATURE, DT = 0.8442, 2.5, 1.44, 0.005
 ROOT = Path(__file__).resolve().parents[1]
@@ -88,36 +86,20 @@ def bench_pesflow_hmc(n_cells: int, trajectories: int) -> dict:
 
 
 def bench_lammps(n_cells: int, steps: int) -> dict | None:
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial")
+    lmp = find_lammps()
     if lmp is None:
         return None
-    script = textwrap.dedent(f"""
-        units lj
-        atom_style atomic
-        lattice fcc {DENSITY}
-        region box block 0 {n_cells} 0 {n_cells} 0 {n_cells}
-        create_box 1 box
-        create_atoms 1 box
-        mass 1 1.0
-        velocity all create {TEMPERATURE} 87287 loop geom
-        pair_style lj/cut {RC}
-        pair_coeff 1 1 1.0 1.0 {RC}
+    script = lj_fcc_setup(n_cells, DENSITY, TEMPERATURE, RC) + textwrap.dedent(f"""
         neighbor 0.3 bin
         neigh_modify delay 0 every 20 check no
         fix 1 all nve
         thermo {steps}
         run {steps}
     """)
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "in.lj").write_text(script)
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        out = subprocess.run([lmp, "-in", "in.lj", "-log", "log.lammps"], cwd=tmp, env=env,
-                             capture_output=True, text=True, check=False)
-        log = (Path(tmp) / "log.lammps").read_text() if (Path(tmp) / "log.lammps").exists() else out.stdout
-    m = re.search(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps with (\d+) atoms", log)
-    if not m:
-        return {"error": out.stderr[-500:]}
-    wall, nsteps, natoms = float(m.group(1)), int(m.group(2)), int(m.group(3))
+    loops, log = run_lammps(lmp, script)
+    if not loops:
+        return {"error": log[-500:]}
+    wall, nsteps, natoms = loops[-1]
     return {"atom_steps_per_s": natoms * nsteps / wall, "seconds": wall}
 
 
@@ -220,10 +202,7 @@ def main() -> None:
         "pesflow_neighbor_builds": pes["neighbor_builds"],
         "hmc_acceptance": hmc["acceptance"],
     }
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2))
-        print(f"figures written to {args.json}")
+    write_json(args.json, figures)
 
 
 if __name__ == "__main__":

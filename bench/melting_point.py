@@ -20,18 +20,14 @@ LAMMPS when ``lmp`` is missing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 from pathlib import Path
 
 import numpy as np
+from benchutil import find_lammps, lj_fcc_setup, run_lammps, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -79,35 +75,19 @@ def bench_pesflow(n_cells: int, temperatures: list[float], samples: int, warmup:
 
 
 def _lammps_loop_time(lmp: str, script: str) -> float | None:
-    with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "in.lj").write_text(script)
-        env = dict(os.environ, OMP_NUM_THREADS="1")
-        out = subprocess.run([lmp, "-in", "in.lj", "-log", "log.lammps", "-screen", "none"], cwd=tmp, env=env,
-                             capture_output=True, text=True, check=False)
-        log_path = Path(tmp) / "log.lammps"
-        log = log_path.read_text() if log_path.exists() else out.stdout
-    times = re.findall(r"Loop time of ([0-9.eE+-]+) on \d+ procs for (\d+) steps", log)
-    if not times:
+    """Seconds per step of the last ``run`` in ``script``."""
+    loops, _ = run_lammps(lmp, script)
+    if not loops:
         return None
-    wall, steps = times[-1]
-    return float(wall) / max(int(steps), 1)
+    wall, steps, _ = loops[-1]
+    return wall / max(steps, 1)
 
 
 def bench_lammps(n_cells: int, steps: int, q6_cutoff: float) -> dict | None:
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial")
+    lmp = find_lammps()
     if lmp is None:
         return None
-    head = textwrap.dedent(f"""
-        units lj
-        atom_style atomic
-        lattice fcc {DENSITY}
-        region box block 0 {n_cells} 0 {n_cells} 0 {n_cells}
-        create_box 1 box
-        create_atoms 1 box
-        mass 1 1.0
-        velocity all create 0.7 87287 loop geom
-        pair_style lj/cut {RC}
-        pair_coeff 1 1 1.0 1.0 {RC}
+    head = lj_fcc_setup(n_cells, DENSITY, 0.7, RC) + textwrap.dedent(f"""
         pair_modify tail yes
         neighbor 0.3 bin
         neigh_modify delay 0 every 1 check yes
@@ -171,9 +151,7 @@ def main(argv=None) -> dict:
     for t, rho, h, s in zip(temps, pes["curve"]["density"], pes["curve"]["enthalpy"],
                             pes["curve"]["solid_fraction_final"], strict=True):
         print(f"{t:5.3f} {rho:7.4f} {h:8.4f} {s:6.3f}")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 

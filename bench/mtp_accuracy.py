@@ -9,7 +9,6 @@ note of issue 3 for the numbers and their source). Energies and forces are fitte
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from benchutil import write_json  # noqa: E402
 from mlearn_data import read_mlearn  # noqa: E402
 
 from hmc_core.mtp.fit import FitSettings, error_report  # noqa: E402
@@ -69,9 +69,7 @@ def main(argv=None) -> dict:
           f"{result['force_mae_ev_per_A']:.4f} eV/Å")
     print(f"  train energy MAE {result['train_energy_mae_mev_per_atom']:.2f} meV/atom, force MAE "
           f"{result['train_force_mae_ev_per_A']:.4f} eV/Å")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2))
+    write_json(args.json, result)
     return result
 
 
