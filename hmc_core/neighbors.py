@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 _TINY = 1e-12
-SUBDIVISION = 1  # bins per cutoff length (bins ≥ rc wide: 27 bins of candidates around each atom)
+SUBDIVISION = 2  # bins per cutoff length: ~15.6 rc³ of candidates per atom instead of 27 rc³ (measured 1.4× faster)
 
 
 def _basis(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> np.ndarray:
