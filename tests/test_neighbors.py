@@ -48,16 +48,37 @@ def test_pairs_match_ase(k, full):
         np.testing.assert_array_equal(counts, np.bincount(ii, minlength=len(atoms)))
 
 
-def test_rebuild_only_beyond_half_skin():
+def test_rebuild_only_when_two_displacements_exceed_skin():
     atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((3, 3, 3))
     x = atoms.positions.copy()
     nl = NeighborList(4.0, 0.4)
     assert nl.update(x, atoms.cell.array, atoms.pbc)
-    x[5] += [0.15, 0.0, 0.0]
+    x[5] += [0.25, 0.0, 0.0]  # one atom alone cannot close a gap wider than the skin
     assert not nl.update(x, atoms.cell.array, atoms.pbc)
-    x[5] += [0.1, 0.0, 0.0]
+    x[7] += [0.0, 0.1, 0.0]  # 0.25 + 0.1 < 0.4
+    assert not nl.update(x, atoms.cell.array, atoms.pbc)
+    x[9] += [0.0, 0.0, 0.2]  # 0.25 + 0.2 > 0.4: two atoms may now be within the cutoff unseen
     assert nl.update(x, atoms.cell.array, atoms.pbc)
     assert nl.n_builds == 2
+
+
+def test_list_stays_exact_between_rebuilds():
+    """Pairs within the cutoff found by the skin list equal a fresh build after random moves."""
+    rng = np.random.default_rng(3)
+    atoms = bulk("Cu", "fcc", a=3.6, cubic=True).repeat((3, 3, 3))
+    x = atoms.positions.copy()
+    nl = NeighborList(4.0, 0.5)
+    nl.update(x, atoms.cell.array, atoms.pbc)
+    for _ in range(20):
+        x += rng.normal(scale=0.03, size=x.shape)
+        nl.update(x, atoms.cell.array, atoms.pbc)
+        i, j, s = nl.pairs()
+        d = np.linalg.norm(x[j] + s - x[i], axis=1)
+        fresh = NeighborList(4.0, 0.0)
+        fresh.build(x.copy(), atoms.cell.array, atoms.pbc)
+        fi, fj, fs = fresh.pairs()
+        fd = np.linalg.norm(fresh.reference[fj] + fs - fresh.reference[fi], axis=1)
+        np.testing.assert_allclose(np.sort(d[d < 4.0]), np.sort(fd[fd < 4.0]), atol=1e-10)
 
 
 def test_bad_input():
