@@ -26,6 +26,7 @@ from hmc_core.neighbors import NeighborList
 from hmc_core.potentials.base import ForceField, Potential, PotentialError
 from hmc_core.potentials.combined import SumPotential
 from hmc_core.potentials.lennard_jones import LennardJones, lj_pair
+from hmc_core.potentials.pair_kernels import add_pair_force, pair_displacement, symmetrize_upper
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
@@ -53,10 +54,7 @@ def switched_lj_energy_forces(x, types, offsets, nbr, codes, shifts, c12, c6, rc
         for p in range(offsets[i], offsets[i + 1]):
             j = nbr[p]
             tj = types[j]
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
             r2 = dx * dx + dy * dy + dz * dz
             if r2 >= rc2[ti, tj] or (not outer and r2 >= r_off * r_off):
                 continue
@@ -67,23 +65,8 @@ def switched_lj_energy_forces(x, types, offsets, nbr, codes, shifts, c12, c6, rc
             if outer:
                 sw, dsw = 1.0 - sw, -dsw
             energy += u * sw
-            fr = fr * sw - u * dsw / r  # −d(u·S)/dr / r
-            fx, fy, fz = fr * dx, fr * dy, fr * dz
-            f[i, 0] -= fx
-            f[i, 1] -= fy
-            f[i, 2] -= fz
-            f[j, 0] += fx
-            f[j, 1] += fy
-            f[j, 2] += fz
-            w[0, 0] += dx * fx
-            w[0, 1] += dx * fy
-            w[0, 2] += dx * fz
-            w[1, 1] += dy * fy
-            w[1, 2] += dy * fz
-            w[2, 2] += dz * fz
-    w[1, 0] = w[0, 1]
-    w[2, 0] = w[0, 2]
-    w[2, 1] = w[1, 2]
+            add_pair_force(f, w, i, j, dx, dy, dz, fr * sw - u * dsw / r)  # −d(u·S)/dr / r
+    symmetrize_upper(w)
     return energy, f, w
 
 

@@ -9,6 +9,7 @@ import numpy as np
 from numba import njit
 
 from hmc_core.neighbors import NeighborList
+from hmc_core.potentials.pair_kernels import pair_displacement
 
 
 def virial_pressure(n_atoms: int, kT: float, virial: np.ndarray, volume: float) -> float:
@@ -26,11 +27,7 @@ def _pair_histogram(x, offsets, nbr, codes, shifts, r_max, n_bins, hist):
     dr = r_max / n_bins
     for i in range(x.shape[0]):
         for p in range(offsets[i], offsets[i + 1]):
-            j = nbr[p]
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, nbr[p], shifts, codes[p])
             r = np.sqrt(dx * dx + dy * dy + dz * dz)
             if r < r_max:
                 hist[int(r / dr)] += 1.0
