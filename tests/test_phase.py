@@ -52,10 +52,12 @@ def test_liquid_above_melting_line_does_not_crystallise(heating):
 
 def test_seeded_run_follows_the_seed(heating):
     liquid, cell = heating["final_positions"].values, heating["final_cell"].values
-    ds = run_seeded(LJ, liquid, cell, "fcc", 19, temperature=0.7, pressure=1.0, n_samples=10, analyse_every=5,
+    ds = run_seeded(LJ, liquid, cell, "fcc", 43, temperature=0.7, pressure=1.0, n_samples=10, analyse_every=5,
                     n_warmup=0, seed=3)
-    assert ds.attrs["initial_largest_cluster"] >= 10  # the inserted seed is recognised as solid
-    assert ds["seed_solid_fraction"].values[0] > 0.4
+    # The inserted seed is recognised as solid: its core forms one cluster (about half of a 43-atom seed is
+    # surface in contact with liquid, so not every seed atom counts); a liquid's solid fraction is below 0.05.
+    assert ds.attrs["initial_largest_cluster"] >= 15
+    assert ds["seed_solid_fraction"].values[0] > 0.3
     assert ds.attrs["outcome"] in ("grew", "dissolved", "undecided")
     assert ds.sizes["frame"] == 3 and list(ds["sweep"].values) == [0, 5, 10]
 
