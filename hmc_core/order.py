@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 
 from hmc_core.neighbors import NeighborList
+from hmc_core.potentials.pair_kernels import pair_displacement
 
 STRUCTURES = ("other", "fcc", "hcp", "bcc", "ico")
 OTHER, FCC, HCP, BCC, ICO = range(5)
@@ -93,10 +94,7 @@ def qlm_kernel(x, offsets, nbr, codes, shifts, rc2, l):
     for i in range(n):
         for p in range(offsets[i], offsets[i + 1]):
             j = nbr[p]
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
             r2 = dx * dx + dy * dy + dz * dz
             if r2 < rc2 and r2 > 0.0:
                 _add_ylm(l, norms, dx, dy, dz, q_re, q_im, i)
@@ -136,10 +134,7 @@ def average_qlm_kernel(q_re, q_im, x, offsets, nbr, codes, shifts, rc2):
         c = 1
         for p in range(offsets[i], offsets[i + 1]):
             j = nbr[p]
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
             r2 = dx * dx + dy * dy + dz * dz
             if r2 < rc2 and r2 > 0.0:
                 for m in range(lp1):
@@ -165,10 +160,7 @@ def solid_bonds_kernel(q_re, q_im, x, offsets, nbr, codes, shifts, rc2, threshol
             continue
         for p in range(offsets[i], offsets[i + 1]):
             j = nbr[p]
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
             r2 = dx * dx + dy * dy + dz * dz
             if r2 >= rc2 or r2 == 0.0 or norm[j] == 0.0:
                 continue
@@ -200,10 +192,7 @@ def cluster_kernel(mask, x, offsets, nbr, codes, shifts, rc2):
             j = nbr[p]
             if not mask[j]:
                 continue
-            s = codes[p]
-            dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-            dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-            dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+            dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
             if dx * dx + dy * dy + dz * dz < rc2:
                 a = _find(parent, i)
                 b = _find(parent, j)

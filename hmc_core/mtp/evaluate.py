@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from hmc_core.potentials.pair_kernels import pair_displacement
+
 
 @njit(cache=True, nogil=True, inline="always")
 def _radial_basis(r, min_dist, max_dist, scaling, q, dq):
@@ -71,10 +73,7 @@ def _gather_neighborhood(i, x, types, offsets, nbr, codes, shifts, max_dist, min
     rc2 = max_dist * max_dist
     for p in range(offsets[i], offsets[i + 1]):
         j = nbr[p]
-        s = codes[p]
-        dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-        dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-        dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+        dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
         r2 = dx * dx + dy * dy + dz * dz
         if r2 >= rc2:
             continue
@@ -394,10 +393,7 @@ def _soa_neighborhood(i, x, types, offsets, nbr, codes, shifts, min_dist, max_di
     ti = types[i]
     for p in range(offsets[i], offsets[i + 1]):
         j = nbr[p]
-        s = codes[p]
-        dx = x[j, 0] - x[i, 0] + shifts[s, 0]
-        dy = x[j, 1] - x[i, 1] + shifts[s, 1]
-        dz = x[j, 2] - x[i, 2] + shifts[s, 2]
+        dx, dy, dz = pair_displacement(x, i, j, shifts, codes[p])
         r2 = dx * dx + dy * dy + dz * dz
         if r2 >= rc2:
             continue
