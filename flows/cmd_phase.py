@@ -1,4 +1,5 @@
-"""``pesflow melt`` (melting/solidification curves) and ``pesflow seed`` (seeded crystallisation).
+"""``pesflow melt`` (melting/solidification curves), ``pesflow coexist`` (two-phase melting bracket) and
+``pesflow seed`` (seeded crystallisation).
 
 Both run the Prefect flows of :mod:`flows.phase`; inputs are validated before Prefect starts, so bad
 input fails fast with one line. Units: ``--element LJ`` is reduced (T*, P*); Ne/Ar/Kr/Xe use K and bar
@@ -71,6 +72,55 @@ def melt(
     console.print(f"melting bracket: T₋ = {lo}, T₊ = {hi}; hysteresis estimate {summary['T_hysteresis']}; "
                   f"published LJ melting line {summary['reference_T_m']}")
     console.print(json.dumps({k: summary[k] for k in ("T_plus_perfect", "T_plus_defective")}))
+
+
+@app.command()
+def coexist(
+    element: str = typer.Option("LJ", help="LJ (reduced units) or Ne, Ar, Kr, Xe (K, bar)"),
+    pressure: float = typer.Option(1.0, help="pressure (P*, or bar / GPa for rare gases)"),
+    pressure_unit: str = typer.Option("bar", help="bar or GPa (rare gases only)"),
+    t_min: float = typer.Option(0.66, help="lowest temperature (T* or K)"),
+    t_max: float = typer.Option(0.86, help="highest temperature (T* or K)"),
+    n_temperatures: int = typer.Option(6, help="temperatures, one parallel two-phase run each"),
+    cells: tuple[int, int, int] = typer.Option((6, 6, 12), help="fcc cells nx ny nz (z: half crystal, half liquid)"),
+    n_samples: int = typer.Option(1500, help="production NPT sweeps per temperature"),
+    every: int = typer.Option(25, help="order parameters every k sweeps"),
+    melt_sweeps: int = typer.Option(150, help="sweeps melting the liquid half (crystal held)"),
+    hold: int = typer.Option(100, help="sweeps at T with the crystal held while the liquid relaxes"),
+    steps: int = typer.Option(20, help="integrator steps per HMC trajectory"),
+    threshold: float = typer.Option(0.03, help="change of solid fraction that counts as growth / melting"),
+    cutoff: float = typer.Option(3.0, help="LJ cutoff in σ (energy shifted, tail-corrected)"),
+    workers: int = typer.Option(2, help="temperatures run in parallel"),
+    seed: int = typer.Option(0),
+    out: Path = typer.Option(Path("runs/coexistence"), help="run directory"),
+):
+    """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it."""
+    from flows.phase import CoexistenceSettings, coexistence
+    from hmc_core.phase import scan_temperatures
+
+    _check_pressure(pressure)
+    p = _pressure_in_bar(element, pressure, pressure_unit)
+    try:
+        temps = tuple(scan_temperatures(t_min, t_max, n_temperatures))
+        if t_min <= 0:
+            raise ValueError(f"--t-min {t_min} must be a positive temperature")
+        CoexistenceSettings(element, p, temps, tuple(cells), n_samples, every, melt_sweeps, hold, 60, steps,
+                            threshold, cutoff, seed, workers)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
+    console.print(f"coexistence runs of {element}: {len(temps)} temperatures, {4 * cells[0] * cells[1] * cells[2]} "
+                  f"atoms each, {n_samples} sweeps → {out}")
+    summary = coexistence(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
+                          n_cells=tuple(cells), n_samples=n_samples, analyse_every=every, n_melt=melt_sweeps,
+                          n_hold=hold, n_steps=steps, threshold=threshold, cutoff_sigma=cutoff, seed=seed,
+                          n_workers=workers)
+    for r in summary["runs"]:
+        console.print(f"T={r['temperature']:g}: {r['outcome']} (solid fraction {r['initial_solid_fraction']:.3f} → "
+                      f"{r['final_solid_fraction']:.3f}, Δφ = {r['delta_solid_fraction']:+.3f}, "
+                      f"ΔU = {r['delta_potential_energy']:+.4f} per atom)")
+    lo, hi = summary["bracket"]
+    note = "" if summary["consistent"] else " (inconsistent: a melted run lies below a grown one; run longer)"
+    console.print(f"melting bracket: {lo} < T_m < {hi}{note}; published LJ melting line {summary['reference_T_m']}")
 
 
 @app.command()

@@ -1,10 +1,16 @@
-"""Prefect flows for phase transitions: ``melting_curve`` and ``seeded_crystallisation``.
+"""Prefect flows for phase transitions: ``melting_curve``, ``coexistence`` and ``seeded_crystallisation``.
 
 ``melting_curve``: heating ladders from an fcc crystal (perfect, and with random vacancies/interstitials)
 and cooling ladders from a melted liquid at fixed pressure, ``n_chains`` independent replicas each, all
 as parallel Prefect tasks. The run directory gets ``ladders/*.nc`` (one per ladder, with its final
 configuration), ``melting_curve.nc`` (all curves along dim ``ladder``), ``melting_curve.png`` and
 ``summary.json`` (the melting bracket from the hysteresis and the published LJ melting line).
+
+``coexistence``: two-phase (fcc | liquid, (100) interface normal to z) NPT HMC runs at several
+temperatures, one Prefect task each, run in parallel. A crystal that grows proves T < T_m, one that melts
+T > T_m; the run directory gets ``coexistence.nc`` (dim ``temperature`` × ``frame``/``sample``),
+``runs/T*.nc`` (with final configurations), ``coexistence.png`` (solid fraction and potential energy
+against sweep per T) and ``summary.json`` (the bracket and the published LJ melting temperature).
 
 ``seeded_crystallisation``: for each temperature a supercooled liquid is prepared once, then each
 (seed structure, seed size) runs as a task; ``seeded.nc`` (dim ``run`` × ``frame``), ``runs/*.nc``,
@@ -30,8 +36,8 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from hmc_core.configurations import write_netcdf
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
-from hmc_core.phase import SEED_STRUCTURES, PhaseSystem, melting_bracket
-from tasks.phase import ladder_task, seeded_run_task, supercooled_liquid_task
+from hmc_core.phase import SEED_STRUCTURES, PhaseSystem, coexistence_bracket, lattice, melting_bracket, min_box_height
+from tasks.phase import coexistence_task, ladder_task, seeded_run_task, supercooled_liquid_task
 
 
 @dataclass(frozen=True)
@@ -201,6 +207,150 @@ def _melting_markdown(summary: dict, out: Path) -> str:
             f"| T₊ perfect / defective | {_fmt(summary['T_plus_perfect'])} / {_fmt(summary['T_plus_defective'])} |\n"
             f"| hysteresis estimate | {_fmt(summary['T_hysteresis'])} |\n"
             f"| published melting line | {_fmt(summary['reference_T_m'])} |\n\nResults in `{out}`.")
+
+
+@dataclass(frozen=True)
+class CoexistenceSettings:
+    """Validated inputs of :func:`coexistence` (temperatures in K or T*, pressure in bar or P*)."""
+
+    element: str = "LJ"
+    pressure: float = 1.0
+    temperatures: tuple[float, ...] = (0.66, 0.70, 0.74, 0.78, 0.82, 0.86)
+    n_cells: tuple[int, int, int] = (6, 6, 12)
+    n_samples: int = 1500
+    analyse_every: int = 25
+    n_melt: int = 150
+    n_hold: int = 100
+    n_bulk: int = 60
+    n_steps: int = 20
+    threshold: float = 0.03
+    cutoff_sigma: float = 3.0
+    seed: int = 0
+    n_workers: int = 2
+
+    def __post_init__(self):
+        system = PhaseSystem(self.element, self.cutoff_sigma)
+        if not self.temperatures or min(self.temperatures) <= 0:
+            raise ValueError(f"temperatures must be positive, got {list(self.temperatures)}")
+        if self.pressure < 0:
+            raise ValueError(f"pressure = {self.pressure} is negative; coexistence runs need P ≥ 0")
+        if len(self.n_cells) != 3 or min(self.n_cells) < 1 or self.n_cells[2] % 2:
+            raise ValueError(f"n_cells = {self.n_cells}: give three positive cell counts with an even last one "
+                             "(half crystal, half liquid along z)")
+        for name in ("n_samples", "analyse_every", "n_steps", "n_workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if not 0 < self.threshold < 0.5:
+            raise ValueError(f"threshold = {self.threshold} must be in (0, 0.5) (a change of solid fraction)")
+        # the thinnest side at the densest fcc the runs can reach (ρσ³ ≈ 1.1) must exceed twice the cutoff
+        width = min_box_height(lattice("fcc", self.n_cells, 1.1 / system.sigma**3)[1])
+        if width <= 2 * self.cutoff_sigma * system.sigma:
+            raise ValueError(f"n_cells = {self.n_cells} gives a box {width / system.sigma:.2f}σ across, not more "
+                             f"than twice the cutoff {self.cutoff_sigma}σ; use more cells (e.g. 6 6 12 at r_c = 3σ)")
+
+
+def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
+    """Solid fraction and potential energy per atom against sweep, one line per temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    temps = combined["temperature"].values
+    colours = plt.cm.coolwarm(np.linspace(0, 1, len(temps)))
+    for k, t in enumerate(temps):
+        outcome = str(combined["outcome"].values[k])
+        axes[0].plot(combined["sweep"].values[k], combined["solid_fraction"].values[k], color=colours[k],
+                     marker="o", ms=2, label=f"T = {t:g} ({outcome})")
+        u = combined["potential_energy"].values[k]
+        window = max(1, len(u) // 50)
+        smooth = np.convolve(u, np.ones(window) / window, mode="valid")
+        axes[1].plot(np.arange(len(smooth)) + window, smooth, color=colours[k])
+    axes[0].set_ylabel("solid-like fraction (ten Wolde–Frenkel)")
+    axes[1].set_ylabel(f"potential energy per atom (running mean, {combined.attrs['energy_unit']})")
+    for ax in axes:
+        ax.set_xlabel("NPT HMC sweep (after the interface relaxed)")
+    lo, hi = summary["bracket"]
+    ref = summary["reference_T_m"]
+    axes[0].set_title(f"{combined.attrs['element']} at P = {combined.attrs['pressure']:g} "
+                      f"{combined.attrs['pressure_unit']}: T_m in ({lo}, {hi}); published {ref}")
+    axes[0].legend(fontsize=7)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
+    """Coexistence runs along dim ``temperature`` (no configurations; those stay in runs/*.nc)."""
+    runs = sorted(runs, key=lambda ds: ds.attrs["temperature"])
+    parts = [ds.drop_vars(["final_positions", "final_cell", "initial_crystal"]).drop_attrs(deep=False)
+             .expand_dims(temperature=[ds.attrs["temperature"]]) for ds in runs]
+    out = xr.concat(parts, dim="temperature", join="outer")
+    for key in ("outcome", "delta_solid_fraction", "delta_potential_energy", "solid_density", "final_density",
+                "hmc_acceptance", "volume_acceptance", "initial_solid_fraction", "final_solid_fraction"):
+        out[key] = ("temperature", [ds.attrs[key] for ds in runs])
+    keep = ("element", "units", "cutoff_sigma", "potential", "pressure", "pressure_unit", "n_atoms", "n_cells",
+            "n_samples", "n_melt", "n_hold", "n_steps", "threshold", "volume_mode")
+    out.attrs.update({k: runs[0].attrs[k] for k in keep})
+    out.attrs["energy_unit"] = runs[0]["potential_energy"].attrs["units"]
+    out.attrs["schema"] = "pesflow.coexistence_scan/1"
+    return out
+
+
+@flow(name="coexistence", persist_result=False, log_prints=False)
+def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure: float = 1.0,
+                temperatures: list[float] | None = None, n_cells: tuple[int, int, int] = (6, 6, 12),
+                n_samples: int = 1500, analyse_every: int = 25, n_melt: int = 150, n_hold: int = 100,
+                n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, cutoff_sigma: float = 3.0,
+                seed: int = 0, n_workers: int = 2) -> dict:
+    """Melting-temperature bracket from two-phase (solid | liquid) NPT HMC runs at fixed pressure.
+
+    Each temperature is one task (parallel threads). Returns the summary (also ``run_dir/summary.json``).
+    """
+    s = CoexistenceSettings(element, pressure, tuple(temperatures or CoexistenceSettings.temperatures),
+                            tuple(int(c) for c in n_cells), n_samples, analyse_every, n_melt, n_hold, n_bulk,
+                            n_steps, threshold, cutoff_sigma, seed, n_workers)
+    system = PhaseSystem(s.element, s.cutoff_sigma)
+    out = Path(run_dir)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    log = get_run_logger()
+    log.info("coexistence runs at %d temperatures, %d atoms each, %d sweeps", len(s.temperatures),
+             4 * int(np.prod(s.n_cells)), s.n_samples)
+    with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
+        futures = [runner.submit(coexistence_task, dict(
+            system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
+            analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
+            threshold=s.threshold, seed=s.seed + 101 * k)) for k, t in enumerate(s.temperatures)]
+        runs = [f.result() for f in futures]
+    for ds in runs:
+        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
+    combined = combine_coexistence(runs)
+    write_netcdf(combined, out / "coexistence.nc")
+    bracket = coexistence_bracket(runs)
+    summary = {
+        "settings": asdict(s), "n_atoms": runs[0].attrs["n_atoms"],
+        "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
+        "T_grew": bracket["T_grew"], "T_melted": bracket["T_melted"], "T_mid": bracket["T_mid"],
+        "consistent": bracket["consistent"],
+        "reference_T_m": reference_melting_temperature(system, s.pressure),
+        "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients "
+                     "(full potential, N → ∞)",
+        "potential": runs[0].attrs["potential"],
+        "runs": [{k: ds.attrs[k] for k in ("temperature", "outcome", "delta_solid_fraction", "delta_potential_energy",
+                                           "initial_solid_fraction", "final_solid_fraction", "solid_density",
+                                           "final_density", "hmc_acceptance", "volume_acceptance")} for ds in runs],
+    }
+    summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
+    plot_coexistence(combined, summary, out / "coexistence.png")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
+    rows = "\n".join(f"| {r['temperature']:g} | {r['outcome']} | {r['delta_solid_fraction']:+.3f} | "
+                     f"{r['delta_potential_energy']:+.4f} |" for r in summary["runs"])
+    create_markdown_artifact(key="coexistence", markdown=(
+        f"Melting bracket {summary['bracket']} (published {summary['reference_T_m']})\n\n"
+        "| T | outcome | Δ solid fraction | ΔU per atom |\n|---|---|---|---|\n" + rows))
+    log.info("melting bracket %s (published %s)", summary["bracket"], summary["reference_T_m"])
+    return summary
 
 
 @dataclass(frozen=True)

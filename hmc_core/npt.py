@@ -12,7 +12,10 @@ density is V^N exp(−βPV), so an ideal gas has ⟨V⟩ = (N + 1) k_B T / P exa
 
 Modes: ``isotropic`` scales the whole cell; ``anisotropic`` scales one random lattice vector k by
 V'/V (the same acceptance rule holds: V ∝ |a_k| at fixed other vectors), which lets an orthorhombic
-or hexagonal cell relax its aspect ratios — needed for hcp and for a crystal under a non-cubic strain.
+or hexagonal cell relax its aspect ratios — needed for hcp and for a crystal under a non-cubic strain;
+``z`` scales only the third lattice vector (same rule, k = 3 always): the box length normal to a
+solid–liquid interface in the xy plane relaxes while the crystal's lateral lattice stays as built
+(two-phase coexistence runs, :func:`hmc_core.phase.run_coexistence`).
 
 Units: ``HMCConfig.units`` "lj" (P* = Pσ³/ε) or "metal" (pressure in bar or GPa at the edge,
 eV/Å³ inside, see :mod:`hmc_core.units`). Potentials must be periodic in all three directions and
@@ -39,7 +42,7 @@ from hmc_core.units import EV_PER_ANGSTROM3_IN_BAR, EV_PER_ANGSTROM3_IN_GPA, get
 PRESSURE_UNITS = {"lj": {"P*": 1.0}, "metal": {"bar": 1.0 / EV_PER_ANGSTROM3_IN_BAR,
                                               "GPa": 1.0 / EV_PER_ANGSTROM3_IN_GPA,
                                               "eV/Å^3": 1.0}}
-VOLUME_MODES = ("isotropic", "anisotropic")
+VOLUME_MODES = ("isotropic", "anisotropic", "z")
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class NPTConfig:
     pressure: in ``pressure_unit`` ("P*" for lj; "bar" (default), "GPa" or "eV/Å^3" for metal).
     volume_moves: cell moves after each HMC trajectory. max_log_volume: δ, half-width of the
     uniform proposal in ln V (adapted during warm-up to ``target_volume_accept`` when
-    ``adapt_volume``). mode: "isotropic" or "anisotropic". allow_negative_pressure: a negative P
-    is accepted only when asked for (a stretched liquid or solid is metastable; the box may run away).
+    ``adapt_volume``). mode: "isotropic", "anisotropic" or "z" (third lattice vector only).
+    allow_negative_pressure: a negative P is accepted only when asked for (a stretched liquid or solid
+    is metastable; the box may run away).
     """
 
     pressure: float
@@ -138,6 +142,8 @@ class NPTSampler:
         cell1 = cell0.copy()
         if self.npt.mode == "isotropic":
             cell1 *= math.exp(d / 3.0)
+        elif self.npt.mode == "z":
+            cell1[2] *= math.exp(d)
         else:
             cell1[int(rng.integers(3))] *= math.exp(d)
         v1 = v0 * math.exp(d)

@@ -13,7 +13,7 @@ T_m ≈ T₊ + T₋ − √(T₊ T₋) is from Luo, Strachan & Swift, JCP 120, 1
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -274,7 +274,8 @@ def _lj_time_in_fs(system: PhaseSystem) -> float:
 def run_ladder(system: PhaseSystem, positions, cell, temperatures: Sequence[float], pressure: float,
                n_samples: int = 200, n_warmup: int = 50, n_steps: int = 10, dt: float | None = None,
                analyse_every: int = 20, seed: int = 0, volume_mode: str = "isotropic",
-               pressure_unit: str | None = None, allow_negative_pressure: bool = False) -> xr.Dataset:
+               pressure_unit: str | None = None, allow_negative_pressure: bool = False,
+               progress: Callable[[str], None] | None = None) -> xr.Dataset:
     """Walk one NPT chain through ``temperatures`` in order (a heating or cooling ladder).
 
     At each temperature: ``n_warmup`` sweeps (dt and δ adapt), then ``n_samples`` production sweeps;
@@ -282,6 +283,7 @@ def run_ladder(system: PhaseSystem, positions, cell, temperatures: Sequence[floa
     Returns a Dataset over ``temperature`` with means and block standard errors of ``density``,
     ``enthalpy`` and ``potential_energy`` (per atom), ``solid_fraction``, ``largest_cluster``,
     structure fractions; traces ``density_trace`` (temperature, sample); the final configuration.
+    ``progress(message)`` is called after each temperature (e.g. a logger's ``info``).
     """
     temps = [float(t) for t in temperatures]
     if not temps or min(temps) <= 0:
@@ -315,6 +317,9 @@ def run_ladder(system: PhaseSystem, positions, cell, temperatures: Sequence[floa
         row["solid_fraction_final"] = float(res.analysis["solid_fraction"][-1])
         rows.append(row)
         traces.append(rho)
+        if progress is not None:
+            progress(f"ladder T={t:g} ({len(rows)}/{len(temps)}): density {row['density']:.4f}, solid fraction "
+                     f"{row['solid_fraction_final']:.3f}")
     units = get_units(system.units)
     data = {key: ("temperature", np.array([r[key] for r in rows])) for key in rows[0] if key != "temperature"}
     data["density_trace"] = (("temperature", "sample"), np.array(traces))
@@ -433,8 +438,259 @@ def scan_temperatures(start: float, stop: float, n: int) -> list[float]:
     """``n`` equally spaced temperatures from ``start`` to ``stop`` (either order)."""
     if n < 1:
         raise ValueError(f"need ≥ 1 temperature, got {n}")
-    return [float(t) for t in np.linspace(start, stop, n)]
+    return [round(float(t), 10) for t in np.linspace(start, stop, n)]
 
 
 def with_temperature(cfg: HMCConfig, t: float) -> HMCConfig:
     return replace(cfg, temperature=t)
+
+
+def two_phase_box(n_cells: Sequence[int], solid_density: float, liquid_density: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Elongated fcc box for a solid–liquid coexistence run: positions (N, 3), cell (3, 3), is_crystal (N,).
+
+    ``n_cells`` = (nx, ny, nz) cubic fcc cells at ``solid_density``; the lower nz/2 cells (z < L_z/2 of the
+    crystal) are the crystal, whose (100) faces are normal to z. The upper half is meant to be melted;
+    with ``liquid_density`` it is stretched along z by solid_density / liquid_density (lateral spacing
+    unchanged) so that, once melted, it has about the liquid's density and the box starts near the target
+    pressure. nz must be even and ≥ 2.
+    """
+    reps = np.asarray(n_cells, int)
+    if reps.shape != (3,) or np.any(reps < 1):
+        raise ValueError(f"n_cells must be three positive integers (nx, ny, nz), got {n_cells}")
+    if reps[2] < 2 or reps[2] % 2:
+        raise ValueError(f"n_cells[2] = {reps[2]} must be even (half crystal, half liquid along z)")
+    pos, cell = lattice("fcc", reps, solid_density)
+    half = cell[2, 2] / 2
+    a = cell[2, 2] / reps[2]
+    is_crystal = pos[:, 2] < half - a / 8  # the planes z = 0, a/2, …, half − a/2
+    if liquid_density is not None:
+        if not liquid_density > 0:
+            raise ValueError(f"liquid_density must be > 0, got {liquid_density}")
+        stretch = solid_density / liquid_density
+        liquid = ~is_crystal
+        pos = pos.copy()
+        pos[liquid, 2] = half + (pos[liquid, 2] - half) * stretch
+        cell = cell.copy()
+        cell[2, 2] = half + half * stretch
+    return pos, cell, is_crystal
+
+
+def min_box_height(cell) -> float:
+    """Smallest distance between opposite faces of a cell (3, 3)."""
+    cell = np.asarray(cell, float)
+    volume = abs(np.linalg.det(cell))
+    return float((volume / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)).min())
+
+
+class SolidFraction:
+    """Per-frame analysis for coexistence runs: ten Wolde–Frenkel solid-like fraction, largest cluster and
+    the solid fraction per z slab (no CNA: it is the slow part at ~2000 atoms)."""
+
+    def __init__(self, cutoff: float, n_slabs: int = 24):
+        self.cutoff = cutoff
+        self.n_slabs = n_slabs
+
+    def __call__(self, positions: np.ndarray, cell: np.ndarray) -> dict:
+        op = compute_order(positions, cell, cutoff=self.cutoff, structures=False)
+        out = {"solid_fraction": float(op.solid.mean()), "largest_cluster": float(op.largest_cluster)}
+        frac_z = (positions @ np.linalg.inv(cell))[:, 2] % 1.0
+        slab = np.minimum((frac_z * self.n_slabs).astype(int), self.n_slabs - 1)
+        counts = np.bincount(slab, minlength=self.n_slabs)
+        solid = np.bincount(slab, weights=op.solid.astype(float), minlength=self.n_slabs)
+        for k in range(self.n_slabs):
+            out[f"slab_{k:02d}"] = float(solid[k] / counts[k]) if counts[k] else float("nan")
+        return out
+
+
+def _reduced_state(system: PhaseSystem, temperature: float, pressure: float, pressure_unit: str | None):
+    """(T*, P*) of a state given in the system's units."""
+    t_star = temperature / system.epsilon_over_kB
+    if system.units == "lj":
+        return t_star, pressure
+    p_bar = NPTConfig(pressure=pressure, pressure_unit=pressure_unit).pressure_internal("metal")
+    p_bar /= NPTConfig(pressure=1.0, pressure_unit="bar").pressure_internal("metal")
+    return t_star, p_bar / system.reduced_pressure_to_user(1.0)
+
+
+def bulk_crystal_density(system: PhaseSystem, temperature: float, pressure: float, n_cells: int = 5,
+                         n_samples: int = 60, n_warmup: int = 30, seed: int = 0, pressure_unit: str | None = None,
+                         n_steps: int = 20) -> float:
+    """Mean number density of a periodic fcc crystal at (T, P) from a short isotropic NPT HMC run (second half)."""
+    rho0 = 1.0 / system.sigma**3
+    pos, cell = lattice("fcc", n_cells, rho0)
+    ff = ForceField(system.potential(), np.full(len(pos), system.species_label, np.int32), cell,
+                    (True, True, True), skin=0.3 * system.sigma)
+    sampler = NPTSampler(ff, _hmc_settings(system, None, n_steps, n_warmup, temperature),
+                         NPTConfig(pressure=pressure, pressure_unit=pressure_unit))
+    res = run_npt_chain(sampler, pos, n_samples, seed=seed, save_every=n_samples,
+                        analyse=lambda x, c: {"solid": float(compute_order(x, c, structures=False).solid.mean())})
+    if res.analysis["solid"][-1] < 0.5:
+        raise ValueError(f"the bulk fcc crystal melted at T = {temperature:g} (beyond its superheating limit), so it "
+                         "gives no crystal density there; use lower temperatures or pass the crystal density")
+    return float(np.mean(len(pos) / res.volume[n_samples // 2:]))
+
+
+def _liquid_density_guess(system: PhaseSystem, temperature: float, pressure: float, solid_density: float,
+                          pressure_unit: str | None) -> float:
+    """Liquid density at (T, P) from the JZG equation of state where it applies, else ρ_s / 1.13."""
+    from hmc_core.lj_reference import jzg_density
+
+    t_star, p_star = _reduced_state(system, temperature, pressure, pressure_unit)
+    try:
+        return jzg_density(max(t_star, 0.7), p_star) / system.sigma**3
+    except ValueError:
+        return solid_density / 1.13
+
+
+def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_cells: Sequence[int] = (6, 6, 12),
+                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 100,
+                    n_bulk: int = 60, melt_temperature: float | None = None, solid_density: float | None = None,
+                    n_steps: int = 20, n_warmup: int = 30, threshold: float = 0.03, seed: int = 0,
+                    pressure_unit: str | None = None, progress: Callable[[str], None] | None = None
+                    ) -> xr.Dataset:
+    """Two-phase (solid | liquid) NPT HMC run at one (T, P): does the crystal grow or melt?
+
+    1. ρ_s: a bulk fcc crystal at (T, P) by isotropic NPT HMC (``n_bulk`` sweeps; or give ``solid_density``).
+       It sets the crystal's lattice, including its lateral spacing, which stays fixed afterwards.
+    2. :func:`two_phase_box` with the upper half stretched to the liquid density (JZG estimate).
+    3. Melt that half at ``melt_temperature`` (default max(2 T, 2 ε/k_B)) at fixed volume for ``n_melt``
+       sweeps while the crystal atoms are held (mass × 10¹⁰).
+    4. ``n_hold`` sweeps at T with the crystal still held and z-only volume moves: the liquid cools and
+       L_z relaxes to the pressure.
+    5. ``n_samples`` free sweeps at (T, P), volume moves on L_z only (NPTConfig mode "z"): the lateral box
+       keeps the bulk crystal's lattice spacing so the crystal is not strained; the liquid transmits the
+       pressure along z. Order parameters every ``analyse_every`` sweeps.
+
+    Outcome from the change Δφ of the solid-like fraction (ten Wolde–Frenkel, shell cutoff at ρ_s) between
+    the first and last fifth of the analysed frames: "grew" (Δφ > ``threshold``: T < T_m), "melted"
+    (Δφ < −threshold: T > T_m) or "undecided". One (100) layer is 1/(2 nz) of the atoms (0.042 at nz = 12).
+
+    Returns a Dataset: per ``sample`` (sweep) ``potential_energy`` (per atom) and ``box_z``; per ``frame``
+    ``sweep``, ``solid_fraction``, ``largest_cluster``, ``solid_profile`` (frame, slab); the final
+    configuration; attrs with the outcome, Δφ, ΔU per atom (last − first fifth), densities and acceptances.
+    """
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if melt_temperature is not None and not melt_temperature > temperature:
+        raise ValueError(f"melt_temperature = {melt_temperature} must exceed the temperature {temperature}")
+    for name, v in (("n_samples", n_samples), ("analyse_every", analyse_every), ("n_steps", n_steps)):
+        if v < 1:
+            raise ValueError(f"{name} must be ≥ 1, got {v}")
+    for name, v in (("n_melt", n_melt), ("n_hold", n_hold), ("n_bulk", n_bulk)):
+        if v < 0:
+            raise ValueError(f"{name} must be ≥ 0, got {v}")
+    say = progress or (lambda msg: None)
+    label = f"T={temperature:g}"
+    if solid_density is None:
+        if n_bulk < 10:
+            raise ValueError(f"n_bulk = {n_bulk}: give ≥ 10 sweeps for the bulk crystal density or pass solid_density")
+        solid_density = bulk_crystal_density(system, temperature, pressure, n_samples=n_bulk, seed=seed + 7,
+                                             pressure_unit=pressure_unit)
+        say(f"{label}: bulk fcc density {solid_density:.4f}")
+    rho_l = _liquid_density_guess(system, temperature, pressure, solid_density, pressure_unit)
+    x, cell, is_crystal = two_phase_box(n_cells, solid_density, rho_l)
+    cutoff = system.cutoff_sigma * system.sigma
+    width = min_box_height(lattice("fcc", n_cells, solid_density)[1])
+    if width <= 2 * cutoff:
+        raise ValueError(f"the box {tuple(int(c) for c in n_cells)} fcc cells is {width:.3g} "
+                         f"{'σ' if system.units == 'lj' else 'Å'} across at its thinnest, not more than twice the "
+                         f"cutoff {cutoff:.3g}: atoms would see their own periodic images; use more cells "
+                         "(e.g. 6 × 6 × 12 at r_c = 3σ) or a shorter cutoff")
+    n = len(x)
+    species = np.full(n, system.species_label, np.int32)
+    ff = ForceField(system.potential(), species, cell, (True, True, True), skin=0.3 * system.sigma)
+    masses = np.where(is_crystal, 1e10, 1.0) * _default_mass(system)
+    order_cutoff = shell_cutoff(solid_density)
+    analysis = SolidFraction(order_cutoff, n_slabs=2 * int(n_cells[2]))
+    state, melted_solid = None, float("nan")
+    if n_melt > 0:
+        t_melt = melt_temperature or max(2.0 * temperature, 2.0 * system.epsilon_over_kB)
+        melt_sampler = NPTSampler(ff, _hmc_settings(system, None, n_steps, n_warmup, t_melt),
+                                  NPTConfig(pressure=pressure, pressure_unit=pressure_unit, volume_moves=0),
+                                  masses=masses)
+        state = run_npt_chain(melt_sampler, x, n_melt, seed=seed + 1, save_every=n_melt).state
+        melted_solid = float(compute_order(state.hmc.positions, state.cell, cutoff=shell_cutoff(solid_density),
+                                           structures=False).solid[~is_crystal].mean())
+        say(f"{label}: melted the upper half at T={t_melt:g} (solid-like fraction there {melted_solid:.3f})")
+        if melted_solid > 0.2:
+            raise ValueError(f"the upper half did not melt at T = {t_melt:g} in {n_melt} sweeps (solid-like fraction "
+                             f"{melted_solid:.2f}); raise melt_temperature or n_melt")
+    npt = NPTConfig(pressure=pressure, pressure_unit=pressure_unit, mode="z")
+    cfg = _hmc_settings(system, None, n_steps, n_warmup, temperature)
+    if n_hold > 0:
+        held = NPTSampler(ff, cfg, npt, masses=masses)
+        state = run_npt_chain(held, x, n_hold, seed=seed + 2, save_every=n_hold, state=state).state
+        say(f"{label}: liquid relaxed against the held crystal ({n_hold} sweeps)")
+    start_x = x if state is None else state.hmc.positions.copy()
+    start_cell = cell if state is None else state.cell.copy()
+    initial = analysis(start_x, start_cell)
+    sampler = NPTSampler(ff, cfg, npt)
+    chunks, results = max(1, min(5, n_samples // max(analyse_every, 1))), []
+    bounds = np.linspace(0, n_samples, chunks + 1).astype(int)
+    for k in range(chunks):
+        m = int(bounds[k + 1] - bounds[k])
+        res = run_npt_chain(sampler, start_x, m, seed=seed, save_every=analyse_every, analyse=analysis,
+                            state=state, warmup=k == 0)
+        state = res.state
+        results.append((int(bounds[k]), res))
+        say(f"{label}: sweep {bounds[k + 1]}/{n_samples}, solid fraction {res.analysis['solid_fraction'][-1]:.3f}")
+    u = np.concatenate([r.potential_energy for _, r in results]) / n
+    area = float(np.linalg.norm(np.cross(start_cell[0], start_cell[1])))  # lateral cell is never changed
+    box_z = np.concatenate([r.volume for _, r in results]) / area
+    frame_sweeps = np.concatenate([[0]] + [off + r.frame_sample + 1 for off, r in results])
+    keys = ["solid_fraction", "largest_cluster"]
+    series = {k: np.concatenate([[initial[k]]] + [r.analysis[k] for _, r in results]) for k in keys}
+    slabs = sorted(k for k in initial if k.startswith("slab_"))
+    profile = np.array([[initial[k] for k in slabs]]
+                       + [[r.analysis[k][f] for k in slabs] for _, r in results for f in range(len(r.frame_sample))])
+    phi = series["solid_fraction"]
+    fifth = max(1, len(phi) // 5)
+    d_phi = float(phi[-fifth:].mean() - phi[:fifth].mean())
+    s_fifth = max(1, len(u) // 5)
+    d_u = float(u[-s_fifth:].mean() - u[:s_fifth].mean())
+    outcome = "grew" if d_phi > threshold else ("melted" if d_phi < -threshold else "undecided")
+    say(f"{label}: {outcome} (Δφ = {d_phi:+.3f}, ΔU = {d_u:+.4f} per atom)")
+    units = get_units(system.units)
+    ds = xr.Dataset(
+        {"potential_energy": ("sample", u), "box_z": ("sample", box_z), "sweep": ("frame", frame_sweeps),
+         "solid_fraction": ("frame", series["solid_fraction"]),
+         "largest_cluster": ("frame", series["largest_cluster"]),
+         "solid_profile": (("frame", "slab"), profile),
+         "final_positions": (("atom", "xyz"), state.hmc.positions.copy()),
+         "final_cell": (("cell_vector", "xyz"), state.cell.copy()),
+         "initial_crystal": ("atom", is_crystal)},
+        coords={"sample": np.arange(1, len(u) + 1), "frame": np.arange(len(frame_sweeps)),
+                "xyz": ["x", "y", "z"]})
+    ds["potential_energy"].attrs["units"] = f"{units.energy}/atom"
+    ds["box_z"].attrs["units"] = units.length
+    hmc_acc = float(np.mean([r.hmc_acceptance for _, r in results]))
+    vol_acc = float(np.nanmean([r.volume_acceptance for _, r in results]))
+    ds.attrs.update({
+        "element": system.element, "units": system.units, "cutoff_sigma": system.cutoff_sigma,
+        "potential": "LJ truncated at cutoff_sigma, shifted to zero there, analytic tail correction",
+        "temperature": float(temperature), "pressure": float(pressure),
+        "pressure_unit": pressure_unit or ("P*" if system.units == "lj" else "bar"),
+        "n_atoms": n, "n_cells": " ".join(str(int(c)) for c in n_cells), "solid_density": solid_density,
+        "liquid_density_guess": rho_l, "melted_half_solid_fraction": melted_solid,
+        "order_cutoff": order_cutoff, "volume_mode": "z",
+        "outcome": outcome, "delta_solid_fraction": d_phi, "delta_potential_energy": d_u, "threshold": threshold,
+        "initial_solid_fraction": float(phi[0]), "final_solid_fraction": float(phi[-1]),
+        "final_density": float(n / abs(np.linalg.det(state.cell))), "hmc_acceptance": hmc_acc,
+        "volume_acceptance": vol_acc, "dt": float(results[-1][1].final_dt), "n_samples": n_samples,
+        "n_melt": n_melt, "n_hold": n_hold, "n_steps": n_steps, "seed": seed,
+        "schema": "pesflow.coexistence/1"})
+    return ds
+
+
+def coexistence_bracket(runs: Sequence[xr.Dataset]) -> dict:
+    """Melting bracket from coexistence runs: T_grew = highest T whose crystal grew (T_m > T_grew),
+    T_melted = lowest T whose crystal melted (T_m < T_melted). ``consistent`` is False when a melted run
+    lies below a grown one (too short runs or too small a threshold). NaN where not seen."""
+    grew = [ds.attrs["temperature"] for ds in runs if ds.attrs["outcome"] == "grew"]
+    melted = [ds.attrs["temperature"] for ds in runs if ds.attrs["outcome"] == "melted"]
+    lo = max(grew, default=float("nan"))
+    hi = min(melted, default=float("nan"))
+    consistent = not (grew and melted and min(melted) < max(grew))
+    mid = 0.5 * (lo + hi) if np.isfinite(lo) and np.isfinite(hi) else float("nan")
+    return {"T_grew": lo, "T_melted": hi, "bracket": (lo, hi), "T_mid": mid, "consistent": consistent}

@@ -1,4 +1,5 @@
-"""Phase-transition stage: heating and cooling ladders, supercooled liquids, seeded crystallisation runs.
+"""Phase-transition stage: heating and cooling ladders, supercooled liquids, seeded crystallisation runs,
+two-phase coexistence runs.
 
 Plain functions (testable without Prefect) and their Prefect tasks; the numerics are in
 :mod:`hmc_core.phase`. Temperatures in K (rare gases) or T* (LJ); pressures in bar or P*.
@@ -8,12 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 import xarray as xr
-from prefect import task
+from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import MissingContextError
 
-from hmc_core.phase import PhaseSystem, add_defects, lattice, melt, run_ladder, run_seeded
+from hmc_core.phase import PhaseSystem, add_defects, lattice, melt, run_coexistence, run_ladder, run_seeded
 
 CRYSTAL_DENSITY_REDUCED = 1.0  # starting fcc density ρσ³ (NPT relaxes it within the warm-up)
+
+
+def _progress():
+    """The Prefect run logger's ``info`` inside a flow or task run, else a no-op (plain calls, tests)."""
+    try:
+        return get_run_logger().info
+    except MissingContextError:
+        return None
 
 
 def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float = 0.0,
@@ -41,7 +51,7 @@ def ladder(system: PhaseSystem, direction: str, temperatures: list[float], press
         t_melt = melt_temperature or 1.5 * max(temps)
         pos, cell = melt(system, pos, cell, t_melt, pressure, n_samples=n_melt, seed=seed + 1, **kw)
     ds = run_ladder(system, pos, cell, temps, pressure, n_samples=n_samples, analyse_every=analyse_every,
-                    seed=seed, **kw)
+                    seed=seed, progress=_progress(), **kw)
     ds.attrs.update({"direction": direction, "vacancy_fraction": vacancy_fraction,
                      "interstitial_fraction": interstitial_fraction, "replica": replica})
     return ds.sortby("temperature")
@@ -60,11 +70,29 @@ def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float,
 
 def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
                temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
-               pressure_unit: str | None = None) -> xr.Dataset:
-    """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`)."""
+               pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0) -> xr.Dataset:
+    """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`);
+    ``n_hold`` sweeps with the seed held while the liquid relaxes around it; attrs ``replica``."""
     pos, cell = liquid
-    return run_seeded(system, pos, cell, structure, n_seed, temperature, pressure, n_samples=n_samples,
-                      analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit)
+    ds = run_seeded(system, pos, cell, structure, n_seed, temperature, pressure, n_samples=n_samples,
+                    analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit, n_hold=n_hold)
+    ds.attrs["replica"] = replica
+    log = _progress()
+    if log:
+        log(f"T={temperature:g} {structure} seed of {n_seed} (replica {replica}): {ds.attrs['outcome']}, largest "
+            f"cluster {ds.attrs['initial_largest_cluster']:.0f} → {ds.attrs['final_largest_cluster']:.0f}")
+    return ds
+
+
+def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_cells: tuple[int, int, int],
+                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 100,
+                    n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, seed: int = 0,
+                    pressure_unit: str | None = None) -> xr.Dataset:
+    """One two-phase coexistence run at (T, P) (see :func:`hmc_core.phase.run_coexistence`); logs progress
+    to the Prefect run logger when run as a task."""
+    return run_coexistence(system, temperature, pressure, n_cells=n_cells, n_samples=n_samples,
+                           analyse_every=analyse_every, n_melt=n_melt, n_hold=n_hold, n_bulk=n_bulk, n_steps=n_steps,
+                           threshold=threshold, seed=seed, pressure_unit=pressure_unit, progress=_progress())
 
 
 ladder_task = task(ladder, name="phase-ladder", cache_policy=NO_CACHE, persist_result=False,
@@ -74,4 +102,6 @@ supercooled_liquid_task = task(supercooled_liquid, name="supercooled-liquid", ca
                                persist_result=False,
                                task_run_name="liquid at T={temperature}")
 seeded_run_task = task(seeded_run, name="seeded-run", cache_policy=NO_CACHE, persist_result=False,
-                       task_run_name="{structure} seed of {n_seed} at T={temperature}")
+                       task_run_name="{structure} seed of {n_seed} at T={temperature}, replica {replica}")
+coexistence_task = task(coexistence_run, name="coexistence-run", cache_policy=NO_CACHE, persist_result=False,
+                        task_run_name="two-phase run at T={temperature}")

@@ -37,6 +37,22 @@ def test_melting_curve_pieces(tmp_path):
     assert path.stat().st_size > 10_000
 
 
+def test_coexistence_pieces(tmp_path):
+    from flows.phase import combine_coexistence, plot_coexistence
+    from hmc_core.phase import PhaseSystem, coexistence_bracket
+    from tasks.phase import coexistence_run
+
+    system = PhaseSystem("LJ", 2.5)
+    runs = [coexistence_run(system, t, 1.0, (4, 4, 8), n_samples=10, analyse_every=5, n_melt=40, n_hold=0,
+                            n_bulk=10, n_steps=10, seed=k) for k, t in enumerate([0.9, 0.6])]
+    combined = combine_coexistence(runs)
+    assert list(combined["temperature"].values) == [0.6, 0.9] and combined.sizes["frame"] == 3
+    assert combined.sizes["sample"] == 10 and np.all(np.isfinite(combined["potential_energy"].values))
+    assert combined["solid_profile"].shape == (2, 3, 16)
+    summary = {"bracket": list(coexistence_bracket(runs)["bracket"]), "reference_T_m": 0.77}
+    assert plot_coexistence(combined, summary, tmp_path / "c.png").stat().st_size > 10_000
+
+
 @pytest.mark.slow
 def test_melting_curve_flow(harness, tmp_path):
     from flows.phase import melting_curve
@@ -57,6 +73,9 @@ def test_melting_curve_flow(harness, tmp_path):
     (["melt", "--pressure", "-1"], "negative"),
     (["melt", "--element", "Og"], "unknown element"),
     (["melt", "--n-temperatures", "1"], "two positive temperatures"),
+    (["coexist", "--cells", "3", "3", "6"], "twice the cutoff"),
+    (["coexist", "--t-min", "-0.1"], "positive"),
+    (["coexist", "--cells", "6", "6", "11"], "even"),
     (["seed", "--size", "2000"], "box"),
     (["seed", "-s", "diamond"], "unknown seed structure"),
     (["seed", "--element", "Ar", "--pressure-unit", "psi"], "pressure-unit"),
