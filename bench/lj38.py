@@ -8,7 +8,7 @@ Calvo, Freeman & Doll (2000), J. Chem. Phys. 112, 10340.
 
 (a) Each seed starts every rung from its own random structure (uniform in a sphere, relaxed by a
     few L-BFGS steps to remove overlaps), runs replica-exchange HMC on a geometric ladder and
-    quenches (scipy L-BFGS on the pure LJ energy) the configurations of the coldest rungs every
+    quenches (L-BFGS on the pure LJ energy) the configurations of the coldest rungs every
     ``--quench-every`` sweeps. Reported: force evaluations of the sampler (all rungs, warm-up included) until the first
     quench reaching the global minimum (within 1e-4 ε), per seed; quench evaluations separately.
 (b) C_V(T)/k_B = Var(U)/(k_B T)² + 3N/2 at each rung, and a smooth curve by the multiple-histogram
@@ -33,7 +33,6 @@ import time
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.optimize import minimize  # noqa: E402
 from scipy.special import logsumexp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +42,7 @@ from hmc_core.hmc import HMCConfig  # noqa: E402
 from hmc_core.potentials import ForceField, LennardJones  # noqa: E402
 from hmc_core.potentials.combined import SumPotential  # noqa: E402
 from hmc_core.potentials.confinement import ConfiningSphere  # noqa: E402
+from hmc_core.potentials.lj_cluster import LennardJonesCluster, minimize_cluster  # noqa: E402
 from hmc_core.replica_exchange import ReplicaExchange, geometric_ladder  # noqa: E402
 
 N_ATOMS = 38
@@ -61,25 +61,23 @@ def confined_lj() -> SumPotential:
 
 
 def make_forcefield() -> ForceField:
-    return ForceField(confined_lj(), np.ones(N_ATOMS, int), skin=1.0)
+    """Confined LJ₃₈ for the samplers: all pairs, whole velocity-Verlet trajectories in one Numba call
+    (equal to ``confined_lj()`` to rounding, ~10× faster for 38 atoms)."""
+    return ForceField(LennardJonesCluster(radius=CONFINING_RADIUS, stiffness=200.0), np.ones(N_ATOMS, int))
 
 
 class Quencher:
-    """Local minimisation (scipy L-BFGS) on the pure LJ energy; counts force evaluations."""
+    """Local minimisation (Numba L-BFGS, ``minimize_cluster``) on the pure LJ energy; counts force
+    evaluations. ~3 ms per quench of LJ₃₈ (scipy's L-BFGS-B took 25–250 ms for the same quench here)."""
 
     def __init__(self):
-        self.ff = ForceField(lj(), np.ones(N_ATOMS, int), skin=1.0)
+        self.potential = LennardJonesCluster()
         self.n_evaluations = 0
 
-    def __call__(self, x, max_iter: int = 2000, gtol: float = 1e-7) -> tuple[float, np.ndarray]:
-        def fun(flat):
-            self.n_evaluations += 1
-            e, f = self.ff(flat.reshape(N_ATOMS, 3).copy())
-            return e, -f.ravel()
-
-        res = minimize(fun, np.asarray(x, float).ravel(), jac=True, method="L-BFGS-B",
-                       options={"maxiter": max_iter, "gtol": gtol, "ftol": 1e-14})
-        return float(res.fun), res.x.reshape(N_ATOMS, 3)
+    def __call__(self, x, max_iter: int = 5000, gtol: float = 1e-6) -> tuple[float, np.ndarray]:
+        e, x_min, n_eval = minimize_cluster(self.potential, np.asarray(x, float).reshape(N_ATOMS, 3), max_iter, gtol)
+        self.n_evaluations += n_eval
+        return e, x_min
 
 
 def truncated_octahedron() -> np.ndarray:
@@ -101,7 +99,7 @@ def random_start(rng: np.random.Generator, quench: Quencher) -> np.ndarray:
 
 
 def run_seed(seed: int, ladder: np.ndarray, n_sweeps: int, quench_every: int, n_quench_rungs: int,
-             n_steps: int, n_warmup: int, start: str = "random") -> dict:
+             n_steps: int, n_warmup: int, start: str = "random", stop_when_found: bool = False) -> dict:
     rng = np.random.default_rng(seed)
     quench = Quencher()
     if start == "fcc":
@@ -124,10 +122,10 @@ def run_seed(seed: int, ladder: np.ndarray, n_sweeps: int, quench_every: int, n_
                     found.update(sweep=sweep, force_evaluations=rex.force_evaluations,
                                  quench_evaluations=quench.n_evaluations)
                     break
-        return False
+        return stop_when_found and found["sweep"] is not None
 
     t0 = time.perf_counter()
-    result = rex.run(starts, n_sweeps, seed=seed, callback=callback)
+    result = rex.run(starts, n_sweeps, seed=seed, callback=callback, save_every=n_sweeps)  # keep no frames
     wall = time.perf_counter() - t0
     return {
         "seed": seed, "found_global_minimum": found["sweep"] is not None, **found,
@@ -184,6 +182,8 @@ def main(argv=None):
     ap.add_argument("--quench-rungs", type=int, default=4)
     ap.add_argument("--start", choices=["random", "fcc"], default="random",
                     help="random starts (global-minimum search) or every rung at the fcc global minimum (for C_V)")
+    ap.add_argument("--stop-when-found", action="store_true",
+                    help="end a seed at its first hit of the global minimum (search only; C_V then uses partial runs)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--energies", type=Path, help="write per-seed energies (npz) for the C_V analysis")
     ap.add_argument("--reanalyse", type=Path, nargs=2, metavar=("JSON", "NPZ"),
@@ -195,7 +195,7 @@ def main(argv=None):
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         r = run_seed(seed, ladder, args.sweeps, args.quench_every, args.quench_rungs, args.n_steps, args.warmup,
-                     args.start)
+                     args.start, args.stop_when_found)
         runs.append(r)
         print(f"seed {seed}: found={r['found_global_minimum']} at {r['force_evaluations']} force evaluations "
               f"(best quench {r['best_quenched_energy']:.6f}); round trips {r['round_trips']}; "

@@ -170,7 +170,7 @@ class HMCSampler:
             masses = default_masses(forcefield.species, config.units)
         self.inv_mass = expand_inverse_mass(masses, forcefield.n_atoms)
         self.mass = 1.0 / self.inv_mass
-        self.integrate = get_integrator(config.integrator)
+        self.integrate = forcefield.fused_integrator(config.integrator) or get_integrator(config.integrator)
 
     def init(self, positions, seed: int | np.random.SeedSequence | None = 0) -> HMCState:
         x = np.array(positions, dtype=np.float64).reshape(self.ff.n_atoms, 3)

@@ -28,6 +28,7 @@ class Potential(ABC):
 
     cutoff: float
     full_neighbor_list: bool = False
+    uses_neighbor_list: bool = True  # False: compute() ignores ``nlist`` (e.g. all-pairs cluster kernels)
     units: str = "metal"
 
     def check_species(self, species: np.ndarray) -> None:  # noqa: B027 - optional hook
@@ -67,6 +68,7 @@ class ForceField:
         self.pbc = np.asarray(pbc, dtype=bool).reshape(3)
         self.types = potential.prepare(self.species)
         self.nlist = NeighborList(potential.cutoff, skin, full=potential.full_neighbor_list)
+        self._uses_nlist = potential.uses_neighbor_list
         self.n_evaluations = 0
         self.virial = np.zeros((3, 3))
         self.energy = np.nan
@@ -90,7 +92,8 @@ class ForceField:
             raise ValueError(f"positions have shape {positions.shape}, expected ({self.n_atoms}, 3)")
         if not np.all(np.isfinite(positions)):
             return float("nan"), np.zeros_like(positions)
-        self.nlist.update(positions, self.cell, self.pbc)
+        if self._uses_nlist:
+            self.nlist.update(positions, self.cell, self.pbc)
         energy, forces, virial = self.potential.compute(positions, self.cell, self.types, self.nlist)
         self.n_evaluations += 1
         self.energy, self.virial = float(energy), virial
@@ -98,6 +101,20 @@ class ForceField:
 
     def __call__(self, positions: np.ndarray) -> tuple[float, np.ndarray]:
         return self.energy_forces(positions)
+
+    def fused_integrator(self, name: str):
+        """The potential's whole-trajectory kernel for integrator ``name`` (same signature as the registered
+        integrators), or None: small systems whose force call is cheaper than the Python around it."""
+        if not self.pbc.any():
+            fused = getattr(self.potential, "fused_integrator", None)
+            return None if fused is None else fused(name)
+        return None
+
+    def record_evaluations(self, n: int, energy: float, virial=None) -> None:
+        """Book-keeping for evaluations done inside a fused kernel."""
+        self.n_evaluations += int(n)
+        self.energy = float(energy)
+        self.virial = np.zeros((3, 3)) if virial is None else virial
 
 
 def check_potential(potential: Potential, positions, species, cell=None, pbc=(False, False, False),
