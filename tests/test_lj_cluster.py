@@ -82,3 +82,8 @@ def test_minimize_reaches_published_lj13_minimum_and_counts_evaluations():
 def test_bad_parameters_are_refused(kwargs):
     with pytest.raises(PotentialError, match="LennardJonesCluster"):
         LennardJonesCluster(**kwargs)
+
+
+def test_periodic_cell_is_refused():
+    with pytest.raises(PotentialError, match="open cluster"):
+        ForceField(LennardJonesCluster(), np.ones(13, int), cell=np.eye(3) * 10, pbc=(True, True, True))

@@ -69,6 +69,10 @@ class ForceField:
         self.types = potential.prepare(self.species)
         self.nlist = NeighborList(potential.cutoff, skin, full=potential.full_neighbor_list)
         self._uses_nlist = potential.uses_neighbor_list
+        if not self._uses_nlist and self.pbc.any():
+            raise PotentialError(f"{type(potential).__name__} sums all pairs of an open cluster and ignores the "
+                                 "cell; use it with pbc=(False, False, False), or a neighbour-list potential "
+                                 "(e.g. LennardJones) for periodic systems")
         self.n_evaluations = 0
         self.virial = np.zeros((3, 3))
         self.energy = np.nan
@@ -105,10 +109,8 @@ class ForceField:
     def fused_integrator(self, name: str):
         """The potential's whole-trajectory kernel for integrator ``name`` (same signature as the registered
         integrators), or None: small systems whose force call is cheaper than the Python around it."""
-        if not self.pbc.any():
-            fused = getattr(self.potential, "fused_integrator", None)
-            return None if fused is None else fused(name)
-        return None
+        fused = getattr(self.potential, "fused_integrator", None)
+        return None if fused is None or self.pbc.any() else fused(name)
 
     def record_evaluations(self, n: int, energy: float, virial=None) -> None:
         """Book-keeping for evaluations done inside a fused kernel."""
