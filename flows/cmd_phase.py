@@ -135,12 +135,16 @@ def seed(
     n_samples: int = typer.Option(200, help="NPT sweeps after inserting the seed"),
     every: int = typer.Option(5, help="analyse the cluster every k sweeps"),
     quench: int = typer.Option(400, help="NPT sweeps that equilibrate the supercooled liquid before seeding"),
+    hold: int = typer.Option(50, help="sweeps with the seed held while the liquid relaxes around it (0 = none)"),
+    replicas: int = typer.Option(1, help="independent runs per (T, structure, size)"),
     cutoff: float = typer.Option(3.0, help="LJ cutoff in σ (tail-corrected)"),
     workers: int = typer.Option(2, help="runs in parallel"),
     random_seed: int = typer.Option(0, "--random-seed"),
     out: Path = typer.Option(Path("runs/seeded"), help="run directory"),
 ):
-    """Insert crystal seeds into a supercooled liquid and follow the largest solid cluster."""
+    """Insert crystal seeds into a supercooled liquid and follow the largest solid cluster.
+
+    Seeds take the bulk crystal's lattice at (T, P); the liquid first relaxes around the held seed."""
     from flows.phase import SeededSettings, seeded_crystallisation
     from hmc_core.phase import PhaseSystem, crystal_seed, insert_seed, lattice
 
@@ -150,7 +154,7 @@ def seed(
     try:
         settings = SeededSettings(element, p, temps, tuple(structure or ("fcc",)), tuple(size or (13, 43, 79)),
                                   n_cells, None, n_samples, every, n_quench=quench, cutoff_sigma=cutoff,
-                                  seed=random_seed, n_workers=workers)
+                                  seed=random_seed, n_workers=workers, n_hold=hold, n_replicas=replicas)
         system = PhaseSystem(element, cutoff)
         # the liquid is ~15 % less dense than the starting crystal: check the largest seed fits it
         pos, cell = lattice("fcc", n_cells, 0.85 / system.sigma**3)
@@ -163,11 +167,15 @@ def seed(
     summary = seeded_crystallisation(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
                                      structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
                                      n_cells=n_cells, n_samples=n_samples, analyse_every=every,
-                                     cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench)
+                                     cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench,
+                                     n_hold=hold, n_replicas=replicas)
     for r in summary["runs"]:
-        console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']}: {r['outcome']} "
-                      f"(largest cluster {r['initial_largest_cluster']:.0f} → {r['final_largest_cluster']:.0f}; "
-                      f"{r['final_composition']})")
+        console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']} (r{r['replica']}): "
+                      f"{r['outcome']} "
+                      f"(largest cluster {r['initial_largest_cluster']:.0f} → {r['final_largest_cluster']:.0f}, "
+                      f"max {r['max_largest_cluster']:.0f}; mean Δ/sweep {r['mean_increment_per_sweep']:+.2f}, "
+                      f"max {r['max_increment_per_sweep']:+.1f}; {r['final_composition']})")
     for b in summary["brackets"]:
         console.print(f"critical size at T={b['temperature']:g} ({b['structure']}): between "
-                      f"{b['largest_dissolved']} and {b['smallest_grown']}")
+                      f"{b['largest_dissolved']} (dissolved in most runs) and {b['smallest_grown']} (grew in most); "
+                      f"outcomes {json.dumps(b['outcomes'])}")

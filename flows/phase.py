@@ -37,7 +37,13 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from hmc_core.configurations import write_netcdf
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
 from hmc_core.phase import SEED_STRUCTURES, PhaseSystem, coexistence_bracket, lattice, melting_bracket, min_box_height
-from tasks.phase import coexistence_task, ladder_task, seeded_run_task, supercooled_liquid_task
+from tasks.phase import (
+    coexistence_task,
+    crystal_task,
+    ladder_task,
+    seeded_run_task,
+    supercooled_liquid_task,
+)
 
 
 @dataclass(frozen=True)
@@ -370,9 +376,13 @@ class SeededSettings:
     cutoff_sigma: float = 3.0
     seed: int = 0
     n_workers: int = 2
+    n_hold: int = 50
+    n_replicas: int = 1
 
     def __post_init__(self):
         PhaseSystem(self.element, self.cutoff_sigma)
+        if self.n_hold < 0 or self.n_replicas < 1:
+            raise ValueError(f"n_hold must be ≥ 0 and n_replicas ≥ 1, got {self.n_hold} and {self.n_replicas}")
         unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
         if unknown:
             raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
@@ -387,15 +397,21 @@ class SeededSettings:
 
 
 def critical_size_brackets(runs: list[xr.Dataset]) -> list[dict]:
-    """Per (temperature, structure): the largest seed that dissolved and the smallest that grew."""
+    """Per (temperature, structure): the largest seed size that dissolved in most of its runs (more than
+    half) and the smallest that grew in most of its runs, with the outcome counts per size."""
     out = []
     keys = sorted({(ds.attrs["temperature"], ds.attrs["structure"]) for ds in runs})
     for t, st in keys:
         group = [ds for ds in runs if ds.attrs["temperature"] == t and ds.attrs["structure"] == st]
-        dissolved = [ds.attrs["n_seed"] for ds in group if ds.attrs["outcome"] == "dissolved"]
-        grew = [ds.attrs["n_seed"] for ds in group if ds.attrs["outcome"] == "grew"]
+        counts = {}
+        for ds in group:
+            c = counts.setdefault(int(ds.attrs["n_seed"]), {"grew": 0, "dissolved": 0, "undecided": 0})
+            c[ds.attrs["outcome"]] += 1
+        dissolved = [n for n, c in counts.items() if 2 * c["dissolved"] > sum(c.values())]
+        grew = [n for n, c in counts.items() if 2 * c["grew"] > sum(c.values())]
         out.append({"temperature": t, "structure": st, "largest_dissolved": max(dissolved, default=None),
-                    "smallest_grown": min(grew, default=None)})
+                    "smallest_grown": min(grew, default=None),
+                    "outcomes": {str(n): counts[n] for n in sorted(counts)}})
     return out
 
 
@@ -413,7 +429,7 @@ def plot_seeded(combined: xr.Dataset, path: Path) -> Path:
         ax = axes[0, temps.index(float(combined["temperature"].values[r]))]
         st = str(combined["structure"].values[r])
         ax.plot(combined["sweep"].values[r], combined["largest_cluster"].values[r], ls=styles[st],
-                label=f"{st} {int(combined['n_seed'].values[r])}")
+                label=f"{st} {int(combined['n_seed'].values[r])} r{int(combined['replica'].values[r])}")
     for ax, t in zip(axes[0], temps, strict=True):
         ax.set_title(f"T = {t:g}")
         ax.set_xlabel("NPT HMC sweep")
@@ -429,8 +445,13 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                            temperatures: list[float] | None = None, structures: list[str] | None = None,
                            seed_sizes: list[int] | None = None, n_cells: int = 6,
                            melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
-                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400) -> dict:
+                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400,
+                           n_hold: int = 50, n_replicas: int = 1) -> dict:
     """Insert crystal seeds into supercooled liquids and follow the largest solid cluster.
+
+    Per temperature: one supercooled liquid and the bulk fcc density at (T, P) (the seeds' lattice);
+    each (structure, size, replica) is a task. ``n_hold`` sweeps with the seed held let the liquid relax
+    around it before the followed ``n_samples`` sweeps; replicas differ in their random streams.
 
     The liquid is melted at ``melt_temperature`` (default 2 × the published melting temperature) and
     quenched for ``n_quench`` NPT sweeps: its density must settle before the seed goes in (with 100
@@ -438,7 +459,8 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     s = SeededSettings(element, pressure, tuple(temperatures or SeededSettings.temperatures),
                        tuple(structures or SeededSettings.structures), tuple(seed_sizes or SeededSettings.seed_sizes),
                        n_cells, melt_temperature, n_samples, analyse_every, n_quench=n_quench,
-                       cutoff_sigma=cutoff_sigma, seed=seed, n_workers=n_workers)
+                       cutoff_sigma=cutoff_sigma, seed=seed, n_workers=n_workers, n_hold=n_hold,
+                       n_replicas=n_replicas)
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -447,31 +469,39 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
         liquids = {t: runner.submit(supercooled_liquid_task, dict(
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, melt_temperature=t_melt,
             n_quench=s.n_quench, seed=s.seed + 17 * k)) for k, t in enumerate(s.temperatures)}
+        crystal = {t: runner.submit(crystal_task, dict(system=system, temperature=t, pressure=s.pressure,
+                                                       seed=s.seed + 23 * k))
+                   for k, t in enumerate(s.temperatures)}
         futures = []
         for t in s.temperatures:
             for st in s.structures:
                 for n in s.seed_sizes:
-                    futures.append(runner.submit(seeded_run_task, dict(
-                        system=system, liquid=liquids[t], structure=st, n_seed=n, temperature=t,
-                        pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
-                        seed=s.seed + len(futures))))
+                    for r in range(s.n_replicas):
+                        futures.append(runner.submit(seeded_run_task, dict(
+                            system=system, liquid=liquids[t], structure=st, n_seed=n, temperature=t,
+                            pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
+                            seed=s.seed + len(futures), n_hold=s.n_hold, replica=r, crystal=crystal[t])))
         runs = [f.result() for f in futures]
     for ds in runs:
-        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}.nc")
+        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}"
+                                        f"-r{ds.attrs['replica']}.nc")
     combined = xr.concat([ds.drop_attrs(deep=False) for ds in runs], dim="run", join="outer")
-    for key in ("temperature", "structure", "n_seed", "outcome", "n_atoms"):
+    for key in ("temperature", "structure", "n_seed", "replica", "outcome", "n_atoms"):
         combined[key] = ("run", [ds.attrs[key] for ds in runs])
     combined.attrs.update({"element": s.element, "pressure": s.pressure, "schema": "pesflow.seeded/1"})
     write_netcdf(combined, out / "seeded.nc")
     plot_seeded(combined, out / "seeded.png")
     summary = {"settings": asdict(s), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
-               "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "n_atoms", "outcome",
-                                                   "initial_largest_cluster", "final_largest_cluster",
-                                                   "initial_composition", "final_composition",
-                                                   "mean_abs_increment", "max_increment",
+               "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "replica", "n_atoms",
+                                                   "outcome", "seed_density", "liquid_density",
+                                                   "inserted_largest_cluster", "initial_largest_cluster",
+                                                   "final_largest_cluster", "max_largest_cluster",
+                                                   "final_seed_solid_fraction", "initial_composition",
+                                                   "final_composition", "mean_abs_increment", "max_increment",
+                                                   "mean_increment_per_sweep", "max_increment_per_sweep",
                                                    "fraction_small_increments")} for ds in runs]}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
-    rows = "\n".join(f"| {r['temperature']:g} | {r['structure']} | {r['n_seed']} | {r['outcome']} | "
+    rows = "\n".join(f"| {r['temperature']:g} | {r['structure']} | {r['n_seed']} r{r['replica']} | {r['outcome']} | "
                      f"{r['final_largest_cluster']:.0f} | {r['final_composition']} |" for r in summary["runs"])
     create_markdown_artifact(key="seeded-crystallisation", markdown=(
         "| T | seed | size | outcome | final largest cluster | final composition |\n|---|---|---|---|---|---|\n"

@@ -13,7 +13,16 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from hmc_core.phase import PhaseSystem, add_defects, lattice, melt, run_coexistence, run_ladder, run_seeded
+from hmc_core.phase import (
+    PhaseSystem,
+    add_defects,
+    bulk_crystal,
+    lattice,
+    melt,
+    run_coexistence,
+    run_ladder,
+    run_seeded,
+)
 
 CRYSTAL_DENSITY_REDUCED = 1.0  # starting fcc density ρσ³ (NPT relaxes it within the warm-up)
 
@@ -70,18 +79,31 @@ def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float,
 
 def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
                temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
-               pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0) -> xr.Dataset:
+               pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0,
+               crystal: tuple[float, np.ndarray, np.ndarray] | None = None) -> xr.Dataset:
     """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`);
-    ``n_hold`` sweeps with the seed held while the liquid relaxes around it; attrs ``replica``."""
+    ``n_hold`` sweeps with the seed held while the liquid relaxes around it; ``crystal`` a thermalised
+    bulk crystal (density, positions, cell) from :func:`crystal_at` (default: made in the run); attrs ``replica``."""
     pos, cell = liquid
     ds = run_seeded(system, pos, cell, structure, n_seed, temperature, pressure, n_samples=n_samples,
-                    analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit, n_hold=n_hold)
+                    analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit, n_hold=n_hold,
+                    crystal=None if crystal is None else crystal[1:])
     ds.attrs["replica"] = replica
     log = _progress()
     if log:
         log(f"T={temperature:g} {structure} seed of {n_seed} (replica {replica}): {ds.attrs['outcome']}, largest "
             f"cluster {ds.attrs['initial_largest_cluster']:.0f} → {ds.attrs['final_largest_cluster']:.0f}")
     return ds
+
+
+def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: int = 0, n_cells: int = 8,
+               pressure_unit: str | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """Bulk fcc crystal thermalised at (T, P): (density, positions, cell) (:func:`hmc_core.phase.bulk_crystal`)."""
+    out = bulk_crystal(system, temperature, pressure, n_cells=n_cells, seed=seed, pressure_unit=pressure_unit)
+    log = _progress()
+    if log:
+        log(f"bulk fcc density at T={temperature:g}: {out[0]:.4f}")
+    return out
 
 
 def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_cells: tuple[int, int, int],
@@ -103,5 +125,7 @@ supercooled_liquid_task = task(supercooled_liquid, name="supercooled-liquid", ca
                                task_run_name="liquid at T={temperature}")
 seeded_run_task = task(seeded_run, name="seeded-run", cache_policy=NO_CACHE, persist_result=False,
                        task_run_name="{structure} seed of {n_seed} at T={temperature}, replica {replica}")
+crystal_task = task(crystal_at, name="bulk-crystal", cache_policy=NO_CACHE, persist_result=False,
+                    task_run_name="fcc crystal at T={temperature}")
 coexistence_task = task(coexistence_run, name="coexistence-run", cache_policy=NO_CACHE, persist_result=False,
                         task_run_name="two-phase run at T={temperature}")

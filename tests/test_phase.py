@@ -51,15 +51,41 @@ def test_liquid_above_melting_line_does_not_crystallise(heating):
 
 
 def test_seeded_run_follows_the_seed(heating):
+    from hmc_core.phase import bulk_crystal
+
     liquid, cell = heating["final_positions"].values, heating["final_cell"].values
+    rho_liquid = len(liquid) / abs(np.linalg.det(cell))
+    rho_s, c_pos, c_cell = bulk_crystal(LJ, 0.7, 1.0, n_cells=4, n_samples=20, n_warmup=10, seed=1)
+    assert 0.98 < rho_s < 1.06  # LJ fcc at T* = 0.7, P* = 1 (r_c = 2.5σ + tail)
     ds = run_seeded(LJ, liquid, cell, "fcc", 43, temperature=0.7, pressure=1.0, n_samples=10, analyse_every=5,
-                    n_warmup=0, seed=3)
-    # The inserted seed is recognised as solid: its core forms one cluster (about half of a 43-atom seed is
-    # surface in contact with liquid, so not every seed atom counts); a liquid's solid fraction is below 0.05.
-    assert ds.attrs["initial_largest_cluster"] >= 15
-    assert ds["seed_solid_fraction"].values[0] > 0.3
-    assert ds.attrs["outcome"] in ("grew", "dissolved", "undecided")
+                    n_warmup=0, seed=3, n_hold=5, crystal=(c_pos, c_cell))
+    # The seed is carved from the thermalised crystal (its density), and the host atoms removed match the
+    # seed's volume: the density right after insertion is within 4 % of the liquid's (no void shell; the
+    # former fixed-gap removal took ~30 % too many atoms around a 250-atom seed).
+    assert ds.attrs["seed_density"] == pytest.approx(len(c_pos) / np.linalg.det(c_cell))  # its final frame
+    assert ds.attrs["seed_density"] == pytest.approx(rho_s, rel=0.02)
+    n_removed = len(liquid) + 43 - ds.attrs["n_atoms"]
+    assert 43 * rho_liquid / rho_s - 1 <= n_removed <= 1.3 * 43 * rho_liquid / rho_s
+    # Its core is recognised as one solid cluster (a 43-atom seed is mostly surface: about a quarter of it
+    # has ≥ 7 solid bonds once thermal); a liquid's largest cluster at T* ≥ 1 is a few atoms.
+    assert ds.attrs["inserted_largest_cluster"] >= 8
+    assert ds["seed_solid_fraction"].values[0] > 0.2
+    assert ds.attrs["outcome"] in ("grew", "dissolved", "undecided") and ds.attrs["n_hold"] == 5
     assert ds.sizes["frame"] == 3 and list(ds["sweep"].values) == [0, 5, 10]
+
+
+def test_thermal_seed_and_density_matched_insertion():
+    from hmc_core.phase import thermal_seed
+
+    pos, cell = lattice("fcc", 5, 1.0)
+    seed = thermal_seed(pos + 0.01, cell, 79)
+    assert seed.shape == (79, 3) and np.allclose(seed[0], 0)
+    assert np.sort(np.linalg.norm(seed, axis=1))[1:13] == pytest.approx(np.full(12, 2 ** (1 / 6)), rel=1e-9)
+    host, host_cell = lattice("fcc", 6, 0.9)  # a host at 90 % of the seed's density: remove 0.9 × 79 ≈ 71
+    new, is_seed = insert_seed(host, host_cell, seed, seed_density=1.0)
+    assert is_seed.sum() == 79 and len(host) + 79 - len(new) in range(71, 80)
+    with pytest.raises(ValueError, match="too small"):
+        thermal_seed(pos, cell, 400)
 
 
 def test_seeds_defects_and_bracket():
