@@ -49,7 +49,7 @@ N_ATOMS = 38
 E_GLOBAL = -173.928427  # fcc truncated octahedron (Cambridge Cluster Database)
 E_ICOSAHEDRAL = -173.252378  # lowest icosahedral minimum (Cambridge Cluster Database)
 CONFINING_RADIUS = 2.25
-PUBLISHED_PEAKS = {"solid_solid": 0.12, "melting": 0.17}  # Neirotti et al. 2000; Calvo et al. 2000 (T*)
+PUBLISHED_PEAKS = {"solid_solid": 0.12, "melting": 0.17}  # Neirotti et al. 2000; Calvo et al. 2000 (T*, ≈)
 
 
 def lj() -> LennardJones:
@@ -205,6 +205,9 @@ def main(argv=None):
         args.energies.parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.energies, temperatures=ladder, **{f"seed{r['seed']}": e for r, e in zip(runs, energies,
                                                                                                strict=True)})
+    if args.json:  # the runs first, so that an interrupted analysis loses nothing (see --reanalyse)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps({"runs": runs, "sweeps": args.sweeps, "n_steps": args.n_steps}, default=float))
     report = summarize(runs, energies, ladder, args)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
@@ -219,8 +222,9 @@ def analyse_heat_capacity(energies: list[np.ndarray], ladder: np.ndarray, n_grid
     equilibrium region shows up there, Neirotti et al. 2000)."""
     t_grid = np.linspace(ladder[0], ladder[-1], n_grid)
     cv_rung = np.array([heat_capacity_fluctuation(e[len(e) // 2:], ladder) for e in energies])
-    cv_wham = np.array([heat_capacity_wham([e[len(e) // 2::2, k] for k in range(len(ladder))], ladder, t_grid)
-                        for e in energies])
+    # WHAM on ≤ 4000 evenly spaced samples per rung (successive sweeps are correlated; this keeps it fast)
+    cv_wham = np.array([heat_capacity_wham([e[len(e) // 2::max(2, len(e) // 8000), k] for k in range(len(ladder))],
+                                           ladder, t_grid) for e in energies])
     mean = cv_wham.mean(axis=0)
     sem = cv_wham.std(axis=0, ddof=1) / np.sqrt(len(energies)) if len(energies) > 1 else np.zeros_like(mean)
     i_peak = int(np.argmax(mean))
