@@ -86,7 +86,7 @@ def coexist(
     n_samples: int = typer.Option(1500, help="production NPT sweeps per temperature"),
     every: int = typer.Option(25, help="order parameters every k sweeps"),
     melt_sweeps: int = typer.Option(150, help="sweeps melting the liquid half (crystal held)"),
-    hold: int = typer.Option(100, help="sweeps at T with the crystal held while the liquid relaxes"),
+    hold: int = typer.Option(30, help="sweeps at T with the crystal held while the liquid relaxes"),
     steps: int = typer.Option(20, help="integrator steps per HMC trajectory"),
     threshold: float = typer.Option(0.03, help="change of solid fraction that counts as growth / melting"),
     cutoff: float = typer.Option(3.0, help="LJ cutoff in σ (energy shifted, tail-corrected)"),

@@ -226,7 +226,7 @@ class CoexistenceSettings:
     n_samples: int = 1500
     analyse_every: int = 25
     n_melt: int = 150
-    n_hold: int = 100
+    n_hold: int = 30
     n_bulk: int = 60
     n_steps: int = 20
     threshold: float = 0.03
@@ -307,7 +307,7 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
 @flow(name="coexistence", persist_result=False, log_prints=False)
 def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure: float = 1.0,
                 temperatures: list[float] | None = None, n_cells: tuple[int, int, int] = (6, 6, 12),
-                n_samples: int = 1500, analyse_every: int = 25, n_melt: int = 150, n_hold: int = 100,
+                n_samples: int = 1500, analyse_every: int = 25, n_melt: int = 150, n_hold: int = 30,
                 n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, cutoff_sigma: float = 3.0,
                 seed: int = 0, n_workers: int = 2) -> dict:
     """Melting-temperature bracket from two-phase (solid | liquid) NPT HMC runs at fixed pressure.

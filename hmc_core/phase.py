@@ -569,11 +569,13 @@ def _reduced_state(system: PhaseSystem, temperature: float, pressure: float, pre
     return t_star, p_bar / system.reduced_pressure_to_user(1.0)
 
 
-def bulk_crystal(system: PhaseSystem, temperature: float, pressure: float, n_cells: int = 5, n_samples: int = 60,
+def bulk_crystal(system: PhaseSystem, temperature: float, pressure: float, n_cells: int | Sequence[int] = 5,
+                 n_samples: int = 60,
                  n_warmup: int = 30, seed: int = 0, pressure_unit: str | None = None,
                  n_steps: int = 20) -> tuple[float, np.ndarray, np.ndarray]:
-    """A periodic fcc crystal at (T, P) by isotropic NPT HMC: (mean number density over the second half,
-    final positions, final cell). Raises ValueError when the crystal melted (beyond superheating)."""
+    """A periodic fcc crystal (``n_cells`` cubic cells, one number or three) at (T, P) by isotropic NPT HMC:
+    (mean number density over the second half, final positions, final cell); atoms in the order of
+    :func:`lattice`. Raises ValueError when the crystal melted (beyond superheating)."""
     rho0 = 1.0 / system.sigma**3
     pos, cell = lattice("fcc", n_cells, rho0)
     ff = ForceField(system.potential(), np.full(len(pos), system.species_label, np.int32), cell,
@@ -630,15 +632,17 @@ def _liquid_density_guess(system: PhaseSystem, temperature: float, pressure: flo
 
 
 def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_cells: Sequence[int] = (6, 6, 12),
-                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 100,
+                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 30,
                     n_bulk: int = 60, melt_temperature: float | None = None, solid_density: float | None = None,
                     n_steps: int = 20, n_warmup: int = 30, threshold: float = 0.03, seed: int = 0,
                     pressure_unit: str | None = None, progress: Callable[[str], None] | None = None
                     ) -> xr.Dataset:
     """Two-phase (solid | liquid) NPT HMC run at one (T, P): does the crystal grow or melt?
 
-    1. ρ_s: a bulk fcc crystal at (T, P) by isotropic NPT HMC (``n_bulk`` sweeps; or give ``solid_density``).
-       It sets the crystal's lattice, including its lateral spacing, which stays fixed afterwards.
+    1. ρ_s: a bulk fcc crystal of nx × ny × nz/2 cells at (T, P) by isotropic NPT HMC (``n_bulk`` sweeps; or
+       give ``solid_density``). It sets the crystal's lattice, including its lateral spacing, which stays
+       fixed afterwards, and its last frame's thermal displacements are put on the crystal half (a held
+       T = 0 lattice templated ~4 extra solid-like layers into the liquid during the hold, even at T ≫ T_m).
     2. :func:`two_phase_box` with the upper half stretched to the liquid density (JZG estimate).
     3. Melt that half at ``melt_temperature`` (default max(2 T, 2 ε/k_B)) at fixed volume for ``n_melt``
        sweeps while the crystal atoms are held (mass × 10¹⁰).
@@ -648,13 +652,15 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
        keeps the bulk crystal's lattice spacing so the crystal is not strained; the liquid transmits the
        pressure along z. Order parameters every ``analyse_every`` sweeps.
 
-    Outcome from the change Δφ of the solid-like fraction (ten Wolde–Frenkel, shell cutoff at ρ_s) between
-    the first and last fifth of the analysed frames: "grew" (Δφ > ``threshold``: T < T_m), "melted"
-    (Δφ < −threshold: T > T_m) or "undecided". One (100) layer is 1/(2 nz) of the atoms (0.042 at nz = 12).
+    Outcome from the change Δφ of the solid-like fraction (ten Wolde–Frenkel, shell cutoff at ρ_s) from the
+    release of the crystal (frame 0) to the mean of the last fifth of the analysed frames: "grew"
+    (Δφ > ``threshold``: T < T_m), "melted" (Δφ < −threshold: T > T_m) or "undecided". One (100) layer
+    is 1/(2 nz) of the atoms (0.042 at nz = 12).
 
     Returns a Dataset: per ``sample`` (sweep) ``potential_energy`` (per atom) and ``box_z``; per ``frame``
     ``sweep``, ``solid_fraction``, ``largest_cluster``, ``solid_profile`` (frame, slab); the final
-    configuration; attrs with the outcome, Δφ, ΔU per atom (last − first fifth), densities and acceptances.
+    configuration; attrs with the outcome, Δφ, ΔU per atom (last fifth − first 20 sweeps), densities and
+    acceptances.
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -668,14 +674,28 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
             raise ValueError(f"{name} must be ≥ 0, got {v}")
     say = progress or (lambda msg: None)
     label = f"T={temperature:g}"
+    if len(n_cells) != 3:
+        raise ValueError(f"n_cells must be three cell counts (nx, ny, nz), got {n_cells}")
+    displacements = None
     if solid_density is None:
         if n_bulk < 10:
             raise ValueError(f"n_bulk = {n_bulk}: give ≥ 10 sweeps for the bulk crystal density or pass solid_density")
-        solid_density = bulk_crystal_density(system, temperature, pressure, n_samples=n_bulk, seed=seed + 7,
-                                             pressure_unit=pressure_unit)
+        half = (int(n_cells[0]), int(n_cells[1]), max(1, int(n_cells[2]) // 2))
+        solid_density, c_pos, c_cell = bulk_crystal(system, temperature, pressure, n_cells=half, n_samples=n_bulk,
+                                                    seed=seed + 7, pressure_unit=pressure_unit)
+        # thermal displacements of the final bulk frame from its lattice sites (centre-of-mass drift removed)
+        ideal, ideal_cell = lattice("fcc", half, len(c_pos) / abs(np.linalg.det(c_cell)))
+        frac = (c_pos - ideal) @ np.linalg.inv(c_cell)
+        frac -= np.round(frac)
+        displacements = frac @ c_cell
+        displacements -= displacements.mean(axis=0)
         say(f"{label}: bulk fcc density {solid_density:.4f}")
     rho_l = _liquid_density_guess(system, temperature, pressure, solid_density, pressure_unit)
     x, cell, is_crystal = two_phase_box(n_cells, solid_density, rho_l)
+    if displacements is not None:  # the crystal half starts thermal, not as a T = 0 lattice
+        sites = lattice("fcc", half, solid_density)[0]
+        x = np.vstack([sites + displacements, x[~is_crystal]])
+        is_crystal = np.arange(len(x)) < len(sites)
     cutoff = system.cutoff_sigma * system.sigma
     width = min_box_height(lattice("fcc", n_cells, solid_density)[1])
     if width <= 2 * cutoff:
@@ -732,9 +752,9 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
                        + [[r.analysis[k][f] for k in slabs] for _, r in results for f in range(len(r.frame_sample))])
     phi = series["solid_fraction"]
     fifth = max(1, len(phi) // 5)
-    d_phi = float(phi[-fifth:].mean() - phi[:fifth].mean())
+    d_phi = float(phi[-fifth:].mean() - phi[0])
     s_fifth = max(1, len(u) // 5)
-    d_u = float(u[-s_fifth:].mean() - u[:s_fifth].mean())
+    d_u = float(u[-s_fifth:].mean() - u[:min(20, s_fifth)].mean())
     outcome = "grew" if d_phi > threshold else ("melted" if d_phi < -threshold else "undecided")
     say(f"{label}: {outcome} (Δφ = {d_phi:+.3f}, ΔU = {d_u:+.4f} per atom)")
     units = get_units(system.units)

@@ -107,7 +107,7 @@ def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: i
 
 
 def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_cells: tuple[int, int, int],
-                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 100,
+                    n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 30,
                     n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, seed: int = 0,
                     pressure_unit: str | None = None) -> xr.Dataset:
     """One two-phase coexistence run at (T, P) (see :func:`hmc_core.phase.run_coexistence`); logs progress

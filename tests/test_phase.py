@@ -136,22 +136,23 @@ def test_argon_in_physical_units():
 
 @pytest.fixture(scope="module")
 def coexistence_runs():
-    """Two-phase 4 × 4 × 8 box (512 atoms, r_c = 2.5σ), 50 sweeps: 23 % above T_m (0.95) the crystal melts,
-    22 % below (0.6) it grows (T_m ≈ 0.77 at P* = 1)."""
+    """Two-phase 4 × 4 × 8 box (512 atoms, r_c = 2.5σ), 40 sweeps: 23 % above T_m (0.95) the crystal melts,
+    35 % below (0.5) it grows (T_m ≈ 0.77 at P* = 1)."""
     from hmc_core.phase import run_coexistence
 
-    kw = dict(n_cells=(4, 4, 8), n_samples=50, analyse_every=10, n_melt=40, n_hold=10, n_bulk=30, n_steps=10)
-    return {t: run_coexistence(LJ, t, 1.0, seed=5, **kw) for t in (0.95, 0.6)}
+    kw = dict(n_cells=(4, 4, 8), n_samples=40, analyse_every=10, n_melt=40, n_hold=10, n_bulk=30, n_steps=20,
+              n_warmup=10)
+    return {t: run_coexistence(LJ, t, 1.0, seed=5, **kw) for t in (0.95, 0.5)}
 
 
 def test_coexistence_crystal_melts_above_and_grows_below_tm(coexistence_runs):
     from hmc_core.phase import coexistence_bracket
 
-    hot, cold = coexistence_runs[0.95], coexistence_runs[0.6]
+    hot, cold = coexistence_runs[0.95], coexistence_runs[0.5]
     assert hot.attrs["n_atoms"] == 512 and hot.attrs["volume_mode"] == "z"
     # the lower half stays crystalline through the preparation: the start is about half solid
     for ds in (hot, cold):
-        assert 0.45 < ds.attrs["initial_solid_fraction"] < 0.85
+        assert 0.35 < ds.attrs["initial_solid_fraction"] < 0.9
         assert ds.attrs["melted_half_solid_fraction"] < 0.2
     assert hot.attrs["outcome"] == "melted" and hot.attrs["delta_solid_fraction"] < -0.05
     assert hot.attrs["delta_potential_energy"] > 0  # melting takes up latent heat
@@ -162,7 +163,7 @@ def test_coexistence_crystal_melts_above_and_grows_below_tm(coexistence_runs):
     assert hot["final_cell"].values[0, 0] == pytest.approx(4 * a, rel=1e-9)
     assert hot.attrs["solid_density"] < cold.attrs["solid_density"]
     out = coexistence_bracket([hot, cold])
-    assert out["bracket"] == (0.6, 0.95) and out["consistent"]
+    assert out["bracket"] == (0.5, 0.95) and out["consistent"]
 
 
 def test_coexistence_bad_input():
