@@ -87,10 +87,16 @@ class Tracker:
                 "mean_U": float(u[keep].mean()), "lowest_minimum": float(labels.min())}
 
 
-def run_hmc(name, ff, start, temperature, budget, tracker, integrator, n_steps, dt, seed, cost_fn=None):
-    cfg = HMCConfig(temperature=temperature, dt=dt, n_steps=n_steps, integrator=integrator, units="lj",
-                    jitter_dt=0.2, n_warmup=50, target_accept=0.75)
-    sampler = HMCSampler(ff, cfg)
+def run_hmc(name, ff, start, temperature, budget, tracker, integrator, n_steps, dt, seed, cost_fn=None,
+            units="lj", masses=None, target_accept=0.75, n_warmup=50):
+    """HMC until ``cost_fn()`` (default: ff.n_evaluations; warm-up included) reaches ``budget``.
+
+    ``tracker.record(cost, U, positions)`` after every trajectory; returns ``tracker.summary(budget)``
+    plus acceptance, dt (internal time units) and n_steps. ``masses``: None = species masses.
+    """
+    cfg = HMCConfig(temperature=temperature, dt=dt, n_steps=n_steps, integrator=integrator, units=units,
+                    jitter_dt=0.2, n_warmup=n_warmup, target_accept=target_accept)
+    sampler = HMCSampler(ff, cfg, masses)
     state = sampler.init(start, seed)
     cost_fn = cost_fn or (lambda: ff.n_evaluations)
     sampler.warmup(state)
@@ -106,11 +112,13 @@ def run_hmc(name, ff, start, temperature, budget, tracker, integrator, n_steps, 
     return out
 
 
-def run_rehmc(start, temperature, budget, tracker, seed, n_rungs=6, t_high=0.25):
+def run_rehmc(start, temperature, budget, tracker, seed, n_rungs=6, t_high=0.25, make_ff=None, units="lj",
+              dt=0.02, n_steps=10, target_accept=0.75, n_warmup=50, masses=None):
+    """Replica-exchange HMC on a geometric ladder T…t_high; cost = all rungs, recorded on the lowest rung."""
     ladder = geometric_ladder(temperature, t_high, n_rungs)
-    cfg = HMCConfig(temperature=temperature, dt=0.02, n_steps=10, units="lj", jitter_dt=0.2, n_warmup=50,
-                    target_accept=0.75)
-    rex = ReplicaExchange(make_forcefield, cfg, ladder)
+    cfg = HMCConfig(temperature=temperature, dt=dt, n_steps=n_steps, units=units, jitter_dt=0.2,
+                    n_warmup=n_warmup, target_accept=target_accept)
+    rex = ReplicaExchange(make_ff or make_forcefield, cfg, ladder, masses)
     state = rex.init(start, seed)
     rex.warmup(state)
     while rex.force_evaluations < budget:
@@ -122,27 +130,38 @@ def run_rehmc(start, temperature, budget, tracker, seed, n_rungs=6, t_high=0.25)
     return out
 
 
-def run_ase_langevin(start, temperature, budget, tracker, seed):
+def run_ase_langevin(start, temperature, budget, tracker, seed, make_ff=None, numbers=None, dt=MD_DT,
+                     friction=FRICTION, record_every=10, units="lj"):
+    """ASE ``Langevin`` on the same force field (counted the same way) until ``budget`` force evaluations.
+
+    ``units="lj"``: atoms of mass 1, T* → K via ASE's k_B, dt and friction in ASE time units (reduced);
+    ``units="metal"``: ``numbers`` with their physical masses, T in K, dt in fs, friction in 1/fs.
+    """
     try:
-        from ase import Atoms, units
+        from ase import Atoms
+        from ase import units as ase_units
         from ase.md.langevin import Langevin
         from ase.md.velocitydistribution import MaxwellBoltzmannDistribution
     except ImportError:
         return None
     from hmc_core.potentials.ase_adapter import ForceFieldCalculator
 
-    ff = make_forcefield()
-    atoms = Atoms(f"H{N_ATOMS}", positions=start, masses=np.ones(N_ATOMS))  # reduced units: σ=Å, ε=eV, m=amu
+    ff = (make_ff or make_forcefield)()
+    if units == "lj":  # reduced units: σ=Å, ε=eV, m=amu
+        atoms = Atoms(f"H{len(start)}", positions=start, masses=np.ones(len(start)))
+        t_kelvin, time_unit = temperature / ase_units.kB, 1.0
+    else:
+        atoms = Atoms(numbers=numbers, positions=start)
+        t_kelvin, time_unit = temperature, ase_units.fs
     atoms.calc = ForceFieldCalculator(ff)
-    t_kelvin = temperature / units.kB
     MaxwellBoltzmannDistribution(atoms, temperature_K=t_kelvin, rng=np.random.default_rng(seed))
-    dyn = Langevin(atoms, timestep=MD_DT, temperature_K=t_kelvin, friction=FRICTION, fixcm=False,
-                   rng=np.random.default_rng(seed + 1))
+    dyn = Langevin(atoms, timestep=dt * time_unit, temperature_K=t_kelvin, friction=friction / time_unit,
+                   fixcm=False, rng=np.random.default_rng(seed + 1))
     while ff.n_evaluations < budget:
-        dyn.run(10)
+        dyn.run(record_every)
         tracker.record(ff.n_evaluations, atoms.get_potential_energy(), atoms.positions.copy())
     out = tracker.summary(budget)
-    out.update(dt=MD_DT, friction=FRICTION)
+    out.update(dt=dt, friction=friction)
     return out
 
 
@@ -203,8 +222,9 @@ def run_seed(seed: int, t: float, budget: int, quench_interval: int) -> dict:
     return results
 
 
-def aggregate(per_seed: list[dict]) -> dict:
-    """Mean and standard error over seeds of each method's figures, and ratios of the means to ASE MD."""
+def aggregate(per_seed: list[dict], keys=("ess_per_kforce", "transitions_per_kforce", "distinct_minima", "mean_U",
+                                          "wall_s")) -> dict:
+    """Mean and standard error over seeds of each method's figures (``keys``), and ratios of the means to ASE MD."""
     names = list(per_seed[0])
     out = {}
     for name in names:
@@ -213,7 +233,7 @@ def aggregate(per_seed: list[dict]) -> dict:
             out[name] = None
             continue
         row = {}
-        for key in ("ess_per_kforce", "transitions_per_kforce", "distinct_minima", "mean_U", "wall_s"):
+        for key in keys:
             v = np.array([r[key] for r in runs], float)
             row[key] = float(v.mean())
             row[key + "_sem"] = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else None
