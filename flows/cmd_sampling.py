@@ -29,13 +29,10 @@ def temper(
     out: Path = typer.Option(Path("runs/temper.nc"), help="netCDF output (xarray)"),
 ):
     """Parallel-tempering HMC of an LJ_N cluster from a random start; writes energies, swaps, frames."""
-    from scipy.optimize import minimize
-
     from hmc_core.configurations import write_netcdf
     from hmc_core.hmc import HMCConfig
-    from hmc_core.potentials import ForceField, LennardJones
-    from hmc_core.potentials.combined import SumPotential
-    from hmc_core.potentials.confinement import ConfiningSphere
+    from hmc_core.potentials import ForceField
+    from hmc_core.potentials.lj_cluster import LennardJonesCluster, minimize_cluster
     from hmc_core.replica_exchange import ReplicaExchange, auto_ladder, geometric_ladder, validate_ladder
 
     if n_atoms < 2:
@@ -45,21 +42,18 @@ def temper(
     validate_ladder([t_min, t_max])
     species = np.ones(n_atoms, int)
 
+    if not radius > 0:
+        raise UserError(f"--radius must be > 0 (σ), got {radius}")
+    potential = LennardJonesCluster(radius=radius, stiffness=200.0)  # all pairs; fused Verlet trajectories
+
     def make_forcefield():
-        pot = SumPotential([LennardJones(cutoff_sigma=4 * radius + 2), ConfiningSphere(radius, 200.0)])
-        return ForceField(pot, species, skin=1.0)
+        return ForceField(potential, species)
 
     rng = np.random.default_rng(seed)
     r = 0.85 * radius * rng.uniform(0, 1, n_atoms) ** (1 / 3)
     v = rng.standard_normal((n_atoms, 3))
     x0 = v / np.linalg.norm(v, axis=1, keepdims=True) * r[:, None]
-    ff = make_forcefield()
-
-    def fun(flat):
-        e, f = ff(flat.reshape(n_atoms, 3).copy())
-        return e, -f.ravel()
-
-    start = minimize(fun, x0.ravel(), jac=True, method="L-BFGS-B", options={"maxiter": 50}).x.reshape(n_atoms, 3)
+    start = minimize_cluster(potential, x0, max_iter=50)[1]  # remove overlaps, stay disordered
     cfg = HMCConfig(temperature=t_min, dt=0.02, n_steps=n_steps, integrator=integrator, units="lj",
                     jitter_dt=0.2, n_warmup=warmup)
     if rungs == 1:
