@@ -172,7 +172,8 @@ def seed(
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']} (r{r['replica']}): "
                       f"{r['outcome']} "
-                      f"(largest cluster {r['initial_largest_cluster']:.0f} → {r['final_largest_cluster']:.0f}, "
+                      f"(largest cluster {r['initial_largest_cluster']:.0f} at release, "
+                      f"{r['settled_largest_cluster']:.0f} settled → {r['final_largest_cluster']:.0f}, "
                       f"max {r['max_largest_cluster']:.0f}; mean Δ/sweep {r['mean_increment_per_sweep']:+.2f}, "
                       f"max {r['max_increment_per_sweep']:+.1f}; {r['final_composition']})")
     for b in summary["brackets"]:

@@ -74,6 +74,22 @@ def test_seeded_run_follows_the_seed(heating):
     assert ds.sizes["frame"] == 3 and list(ds["sweep"].values) == [0, 5, 10]
 
 
+def test_seeded_outcome_rules():
+    from hmc_core.phase import seeded_outcome
+
+    sweeps = np.arange(0, 510, 10)
+    # a released seed drops at once (thermal surface), then grows back and beyond: grew, judged from ~195
+    grows = np.concatenate([[282], np.full(5, 195.0), np.linspace(195, 260, 45)])
+    assert seeded_outcome(grows, sweeps) == ("grew", 195.0)
+    # the same drop, then a slow decline to 180: undecided (not judged against the held size 282)
+    assert seeded_outcome(np.concatenate([[282], np.full(5, 210.0), np.linspace(210, 180, 45)]), sweeps)[0] == \
+        "undecided"
+    # a small seed gone within the settling window leaves liquid background clusters: dissolved
+    assert seeded_outcome(np.concatenate([[50], [11, 5, 2, 16, 19], np.full(45, 7.0)]), sweeps)[0] == "dissolved"
+    assert seeded_outcome(np.concatenate([[160], np.full(5, 90.0), np.linspace(90, 33, 45)]), sweeps)[0] == \
+        "dissolved"
+
+
 def test_thermal_seed_and_density_matched_insertion():
     from hmc_core.phase import thermal_seed
 
