@@ -277,10 +277,12 @@ def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
     axes[1].set_ylabel(f"potential energy per atom (running mean, {combined.attrs['energy_unit']})")
     for ax in axes:
         ax.set_xlabel("NPT HMC sweep (after the interface relaxed)")
-    lo, hi = summary["bracket"]
+    lo, hi = (f"{v:.4g}" if v is not None else "?" for v in summary["bracket"])
     ref = summary["reference_T_m"]
-    axes[0].set_title(f"{combined.attrs['element']} at P = {combined.attrs['pressure']:g} "
-                      f"{combined.attrs['pressure_unit']}: T_m in ({lo}, {hi}); published {ref}")
+    attrs = combined.attrs
+    fig.suptitle(f"{attrs['element']} at P = {attrs['pressure']:g} {attrs['pressure_unit']}, "
+                 f"{combined.attrs['n_atoms']} atoms, r_c = {combined.attrs['cutoff_sigma']:g}σ: {lo} < T_m < {hi}"
+                 + (f" (published {ref:.3f})" if ref is not None else ""))
     axes[0].legend(fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
