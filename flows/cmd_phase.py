@@ -137,6 +137,7 @@ def seed(
     quench: int = typer.Option(400, help="NPT sweeps that equilibrate the supercooled liquid before seeding"),
     hold: int = typer.Option(50, help="sweeps with the seed held while the liquid relaxes around it (0 = none)"),
     replicas: int = typer.Option(1, help="independent runs per (T, structure, size)"),
+    steps: int = typer.Option(10, help="integrator steps per HMC trajectory (20: twice the time per sweep)"),
     cutoff: float = typer.Option(3.0, help="LJ cutoff in σ (tail-corrected)"),
     workers: int = typer.Option(2, help="runs in parallel"),
     random_seed: int = typer.Option(0, "--random-seed"),
@@ -154,7 +155,8 @@ def seed(
     try:
         settings = SeededSettings(element, p, temps, tuple(structure or ("fcc",)), tuple(size or (13, 43, 79)),
                                   n_cells, None, n_samples, every, n_quench=quench, cutoff_sigma=cutoff,
-                                  seed=random_seed, n_workers=workers, n_hold=hold, n_replicas=replicas)
+                                  seed=random_seed, n_workers=workers, n_hold=hold, n_replicas=replicas,
+                                  n_steps=steps)
         system = PhaseSystem(element, cutoff)
         # the liquid is ~15 % less dense than the starting crystal: check the largest seed fits it
         pos, cell = lattice("fcc", n_cells, 0.85 / system.sigma**3)
@@ -168,7 +170,7 @@ def seed(
                                      structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
                                      n_cells=n_cells, n_samples=n_samples, analyse_every=every,
                                      cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench,
-                                     n_hold=hold, n_replicas=replicas)
+                                     n_hold=hold, n_replicas=replicas, n_steps=steps)
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']} (r{r['replica']}): "
                       f"{r['outcome']} "

@@ -380,11 +380,13 @@ class SeededSettings:
     n_workers: int = 2
     n_hold: int = 50
     n_replicas: int = 1
+    n_steps: int = 10
 
     def __post_init__(self):
         PhaseSystem(self.element, self.cutoff_sigma)
-        if self.n_hold < 0 or self.n_replicas < 1:
-            raise ValueError(f"n_hold must be ≥ 0 and n_replicas ≥ 1, got {self.n_hold} and {self.n_replicas}")
+        if self.n_hold < 0 or self.n_replicas < 1 or self.n_steps < 1:
+            raise ValueError(f"n_hold must be ≥ 0, n_replicas and n_steps ≥ 1, got {self.n_hold}, {self.n_replicas} "
+                             f"and {self.n_steps}")
         unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
         if unknown:
             raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
@@ -448,7 +450,7 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                            seed_sizes: list[int] | None = None, n_cells: int = 6,
                            melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
                            cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400,
-                           n_hold: int = 50, n_replicas: int = 1) -> dict:
+                           n_hold: int = 50, n_replicas: int = 1, n_steps: int = 10) -> dict:
     """Insert crystal seeds into supercooled liquids and follow the largest solid cluster.
 
     Per temperature: one supercooled liquid and the bulk fcc density at (T, P) (the seeds' lattice);
@@ -462,7 +464,7 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                        tuple(structures or SeededSettings.structures), tuple(seed_sizes or SeededSettings.seed_sizes),
                        n_cells, melt_temperature, n_samples, analyse_every, n_quench=n_quench,
                        cutoff_sigma=cutoff_sigma, seed=seed, n_workers=n_workers, n_hold=n_hold,
-                       n_replicas=n_replicas)
+                       n_replicas=n_replicas, n_steps=n_steps)
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -482,7 +484,8 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                         futures.append(runner.submit(seeded_run_task, dict(
                             system=system, liquid=liquids[t], structure=st, n_seed=n, temperature=t,
                             pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
-                            seed=s.seed + len(futures), n_hold=s.n_hold, replica=r, crystal=crystal[t])))
+                            seed=s.seed + len(futures), n_hold=s.n_hold, replica=r, crystal=crystal[t],
+                            n_steps=s.n_steps)))
         runs = [f.result() for f in futures]
     for ds in runs:
         write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}"

@@ -80,14 +80,14 @@ def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float,
 def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
                temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
                pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0,
-               crystal: tuple[float, np.ndarray, np.ndarray] | None = None) -> xr.Dataset:
+               crystal: tuple[float, np.ndarray, np.ndarray] | None = None, n_steps: int = 10) -> xr.Dataset:
     """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`);
     ``n_hold`` sweeps with the seed held while the liquid relaxes around it; ``crystal`` a thermalised
     bulk crystal (density, positions, cell) from :func:`crystal_at` (default: made in the run); attrs ``replica``."""
     pos, cell = liquid
     ds = run_seeded(system, pos, cell, structure, n_seed, temperature, pressure, n_samples=n_samples,
                     analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit, n_hold=n_hold,
-                    crystal=None if crystal is None else crystal[1:])
+                    crystal=None if crystal is None else crystal[1:], n_steps=n_steps)
     ds.attrs["replica"] = replica
     log = _progress()
     if log:
