@@ -96,3 +96,18 @@ def test_seeded_crystallisation_flow(harness, tmp_path):
     assert combined.sizes["run"] == 2 and combined.sizes["frame"] == 3
     assert [r["structure"] for r in summary["runs"]] == ["fcc", "ico"]
     assert (tmp_path / "seeded.png").exists() and len(summary["brackets"]) == 2
+
+
+@pytest.mark.slow
+def test_coexistence_flow(harness, tmp_path):
+    from flows.phase import coexistence
+
+    summary = coexistence(run_dir=str(tmp_path), temperatures=[0.95, 0.5], n_cells=(4, 4, 8), n_samples=20,
+                          analyse_every=10, n_melt=40, n_hold=10, n_bulk=20, n_steps=10, cutoff_sigma=2.5)
+    combined = xr.open_dataset(tmp_path / "coexistence.nc", engine="h5netcdf")
+    assert list(combined["temperature"].values) == [0.5, 0.95] and combined.sizes["sample"] == 20
+    assert sorted(p.name for p in (tmp_path / "runs").glob("*.nc")) == ["T0.5.nc", "T0.95.nc"]
+    assert (tmp_path / "coexistence.png").stat().st_size > 10_000
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    assert saved["reference_T_m"] == pytest.approx(0.770, abs=0.002) and len(saved["runs"]) == 2
+    assert summary["runs"][0]["temperature"] == 0.95  # in the order given
