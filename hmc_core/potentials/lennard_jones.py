@@ -13,10 +13,12 @@ full potential's by the impulsive term (2π/3) ρ² r_c³ |u(r_c)| (≈ 0.2 ε/�
 Units: reduced (``units="lj"``, ε = σ = 1, species are type labels 1, 2, …) or eV/Å
 (``units="metal"``, species are atomic numbers). Mixed pairs default to Lorentz–Berthelot rules.
 
-Built-in rare-gas parameters (:meth:`LennardJones.rare_gas`): ε/k_B and σ fitted to second virial
-coefficients and solid properties, as tabulated by Rowley, Nicholson & Parsonage (1975) for Ar
-(ε/k_B = 119.8 K, σ = 3.405 Å) and by Bernardes (1958) via Hansen & McDonald for Kr (ε/k_B = 164.0 K,
-σ = 3.65 Å) and Xe (ε/k_B = 222.3 K, σ = 3.96 Å).
+Built-in rare-gas parameters (:meth:`LennardJones.rare_gas`): Ar ε/k_B = 119.8 K, σ = 3.405 Å (Rowley,
+Nicholson & Parsonage 1975, the common choice for argon simulations); Ne, Kr and Xe from Bernardes (1958)
+as tabulated by Ashcroft & Mermin, *Solid State Physics*, Table 20.1 (ε in eV there): Ne ε = 0.0031 eV,
+σ = 2.74 Å; Kr 0.0140 eV, 3.65 Å; Xe 0.0200 eV, 3.98 Å (ε/k_B = 36.0, 162.5, 232.1 K). These values are
+quoted from the book from memory and were not re-checked against a copy here; other fits differ by a few
+per cent (e.g. Vrabec, Stoll & Hasse 2001: Kr 162.6 K, 3.627 Å).
 """
 
 from __future__ import annotations
@@ -34,10 +36,10 @@ from hmc_core.units import METAL
 FAST_FINITE = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
 RARE_GAS = {  # symbol: (Z, ε/k_B in K, σ in Å)
-    "Ne": (10, 36.8, 2.79),
+    "Ne": (10, 0.0031 / 8.617333262e-5, 2.74),
     "Ar": (18, 119.8, 3.405),
-    "Kr": (36, 164.0, 3.65),
-    "Xe": (54, 222.3, 3.96),
+    "Kr": (36, 0.0140 / 8.617333262e-5, 3.65),
+    "Xe": (54, 0.0200 / 8.617333262e-5, 3.98),
 }
 
 
