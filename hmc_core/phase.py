@@ -186,10 +186,7 @@ def add_defects(positions, cell, vacancy_fraction: float = 0.0, interstitial_fra
     inv = np.linalg.inv(cell)
     for _ in range(n_int):
         trial = rng.uniform(size=(64, 3)) @ cell
-        d = trial[:, None, :] - x[None, :, :]
-        frac = d @ inv
-        frac -= np.round(frac)
-        dist = np.linalg.norm(frac @ cell, axis=2).min(axis=1)
+        dist = np.linalg.norm(minimum_image(trial[:, None, :] - x[None, :, :], cell, inv), axis=2).min(axis=1)
         x = np.vstack([x, trial[np.argmax(dist)]])
     return x
 
@@ -225,9 +222,8 @@ def insert_seed(positions, cell, seed_positions, gap: float | None = None,
     placed = seed + centre
     dist = np.empty(len(x))
     for k in range(0, len(x), 512):  # minimum-image distance to the nearest seed atom, in blocks
-        d = (x[k:k + 512, None, :] - placed[None, :, :]) @ inv
-        d -= np.round(d)
-        dist[k:k + 512] = np.linalg.norm(d @ cell, axis=2).min(axis=1)
+        d = minimum_image(x[k:k + 512, None, :] - placed[None, :, :], cell, inv)
+        dist[k:k + 512] = np.linalg.norm(d, axis=2).min(axis=1)
     if gap is not None:
         keep = dist >= gap
     else:
@@ -547,6 +543,14 @@ def two_phase_box(n_cells: Sequence[int], solid_density: float, liquid_density: 
     return pos, cell, is_crystal
 
 
+def minimum_image(d, cell, inv=None) -> np.ndarray:
+    """Displacements ``d`` (..., 3) reduced to their minimum image in the periodic ``cell`` (3, 3)."""
+    cell = np.asarray(cell, float)
+    frac = np.asarray(d, float) @ (np.linalg.inv(cell) if inv is None else inv)
+    frac -= np.round(frac)
+    return frac @ cell
+
+
 def min_box_height(cell) -> float:
     """Smallest distance between opposite faces of a cell (3, 3)."""
     cell = np.asarray(cell, float)
@@ -606,11 +610,6 @@ def bulk_crystal(system: PhaseSystem, temperature: float, pressure: float, n_cel
     return rho, res.state.hmc.positions.copy(), res.state.cell.copy()
 
 
-def bulk_crystal_density(system: PhaseSystem, temperature: float, pressure: float, **kw) -> float:
-    """Mean number density of a periodic fcc crystal at (T, P) (see :func:`bulk_crystal`)."""
-    return bulk_crystal(system, temperature, pressure, **kw)[0]
-
-
 def thermal_seed(crystal_positions, crystal_cell, n_atoms: int) -> np.ndarray:
     """The ``n_atoms`` atoms of a thermalised periodic crystal nearest (minimum image) to its atom closest to
     the cell centre, centred at that atom: a seed with the crystal's thermal displacements, so that holding
@@ -621,12 +620,8 @@ def thermal_seed(crystal_positions, crystal_cell, n_atoms: int) -> np.ndarray:
         raise ValueError(f"a thermal seed of {n_atoms} atoms needs a crystal with at least that many; it has {len(x)}")
     inv = np.linalg.inv(cell)
     centre = cell.sum(axis=0) / 2
-    d = (x - centre) @ inv
-    d -= np.round(d)
-    c = int(np.argmin(np.linalg.norm(d @ cell, axis=1)))
-    d = (x - x[c]) @ inv
-    d -= np.round(d)
-    rel = d @ cell
+    c = int(np.argmin(np.linalg.norm(minimum_image(x - centre, cell, inv), axis=1)))
+    rel = minimum_image(x - x[c], cell, inv)
     order = np.argsort(np.linalg.norm(rel, axis=1), kind="stable")[:n_atoms]
     radius = float(np.linalg.norm(rel[order], axis=1).max())
     if 2 * radius >= min_box_height(cell):
@@ -699,10 +694,8 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
         solid_density, c_pos, c_cell = bulk_crystal(system, temperature, pressure, n_cells=half, n_samples=n_bulk,
                                                     seed=seed + 7, pressure_unit=pressure_unit)
         # thermal displacements of the final bulk frame from its lattice sites (centre-of-mass drift removed)
-        ideal, ideal_cell = lattice("fcc", half, len(c_pos) / abs(np.linalg.det(c_cell)))
-        frac = (c_pos - ideal) @ np.linalg.inv(c_cell)
-        frac -= np.round(frac)
-        displacements = frac @ c_cell
+        ideal = lattice("fcc", half, len(c_pos) / abs(np.linalg.det(c_cell)))[0]
+        displacements = minimum_image(c_pos - ideal, c_cell)
         displacements -= displacements.mean(axis=0)
         say(f"{label}: bulk fcc density {solid_density:.4f}")
     rho_l = _liquid_density_guess(system, temperature, pressure, solid_density, pressure_unit)
@@ -731,7 +724,7 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
                                   NPTConfig(pressure=pressure, pressure_unit=pressure_unit, volume_moves=0),
                                   masses=masses)
         state = run_npt_chain(melt_sampler, x, n_melt, seed=seed + 1, save_every=n_melt).state
-        melted_solid = float(compute_order(state.hmc.positions, state.cell, cutoff=shell_cutoff(solid_density),
+        melted_solid = float(compute_order(state.hmc.positions, state.cell, cutoff=order_cutoff,
                                            structures=False).solid[~is_crystal].mean())
         say(f"{label}: melted the upper half at T={t_melt:g} (solid-like fraction there {melted_solid:.3f})")
         if melted_solid > 0.2:
