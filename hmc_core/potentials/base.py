@@ -70,9 +70,9 @@ class ForceField:
         self.nlist = NeighborList(potential.cutoff, skin, full=potential.full_neighbor_list)
         self._uses_nlist = potential.uses_neighbor_list
         if not self._uses_nlist and self.pbc.any():
-            raise PotentialError(f"{type(potential).__name__} sums all pairs of an open cluster and ignores the "
-                                 "cell; use it with pbc=(False, False, False), or a neighbour-list potential "
-                                 "(e.g. LennardJones) for periodic systems")
+            raise PotentialError(f"{type(potential).__name__} works on an open cluster or molecule only (it uses "
+                                 "no neighbour list and ignores the cell); use it with pbc=(False, False, False), "
+                                 "or a neighbour-list potential (e.g. LennardJones) for periodic systems")
         self.n_evaluations = 0
         self.virial = np.zeros((3, 3))
         self.energy = np.nan

@@ -57,6 +57,7 @@ class HarmonicBonded(Potential):
 
     cutoff = 1e-3
     full_neighbor_list = False
+    uses_neighbor_list = False  # fixed topology; bond vectors are not minimum images, so open systems only
 
     def __init__(self, bonds, r0, kb, angles=None, theta0=None, ktheta=None, units: str = "metal"):
         self.bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)

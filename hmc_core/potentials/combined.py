@@ -30,6 +30,7 @@ class SumPotential(Potential):
         if len({t.units for t in self.terms}) > 1:
             raise PotentialError(f"terms use different units: {[t.units for t in self.terms]}")
         self.full_neighbor_list = self.terms[0].full_neighbor_list
+        self.uses_neighbor_list = any(t.uses_neighbor_list for t in self.terms)
         self.units = self.terms[0].units
         self.cutoff = max(t.cutoff for t in self.terms)
         self._types: list[np.ndarray] = []

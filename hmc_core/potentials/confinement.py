@@ -55,6 +55,7 @@ class ConfiningSphere(Potential):
 
     cutoff = 1e-3  # no pair terms
     full_neighbor_list = False
+    uses_neighbor_list = False  # a wall about the centre of mass: open systems only
 
     def __init__(self, radius: float, stiffness: float = 100.0, center=None, units: str = "lj"):
         if not (np.isfinite(radius) and radius > 0):
