@@ -133,6 +133,10 @@ class LennardJonesCluster(Potential):
 
         return fused_velocity_verlet
 
+    def minimize(self, positions, max_iter: int = 5000, gtol: float = 1e-6) -> tuple[float, np.ndarray, int]:
+        """Local minimum (wall included) from ``positions`` (N, 3): (energy, positions, force evaluations)."""
+        return minimize_cluster(self, positions, max_iter, gtol)
+
     def describe(self) -> dict:
         return {"name": "LennardJonesCluster", "units": self.units, "epsilon": self.epsilon, "sigma": self.sigma,
                 "radius": -1.0 if self.radius is None else self.radius, "stiffness": self.stiffness}
