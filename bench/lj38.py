@@ -41,7 +41,6 @@ import time
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import logsumexp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -53,6 +52,7 @@ from hmc_core.potentials.combined import SumPotential  # noqa: E402
 from hmc_core.potentials.confinement import ConfiningSphere  # noqa: E402
 from hmc_core.potentials.lj_cluster import LennardJonesCluster, minimize_cluster  # noqa: E402
 from hmc_core.replica_exchange import ReplicaExchange, geometric_ladder  # noqa: E402
+from hmc_core.reweighting import MultipleHistogram  # noqa: E402
 
 N_ATOMS = 38
 E_GLOBAL = -173.928427  # fcc truncated octahedron (Cambridge Cluster Database)
@@ -210,29 +210,9 @@ def heat_capacity_fluctuation(energies: np.ndarray, temperatures: np.ndarray) ->
     return energies.var(axis=0, ddof=1) / temperatures**2 + 1.5 * N_ATOMS
 
 
-def heat_capacity_wham(energies_per_rung: list[np.ndarray], temperatures: np.ndarray, t_grid: np.ndarray,
-                       n_iter: int = 2000) -> np.ndarray:
+def heat_capacity_wham(energies_per_rung: list[np.ndarray], temperatures: np.ndarray, t_grid: np.ndarray) -> np.ndarray:
     """C_V(T)/k_B on ``t_grid`` by binless multiple-histogram reweighting of all rungs' energies."""
-    u = np.concatenate(energies_per_rung)
-    counts = np.array([len(e) for e in energies_per_rung], float)
-    betas = 1.0 / temperatures
-    f = np.zeros(len(betas))
-    for _ in range(n_iter):
-        log_den = logsumexp(np.log(counts)[:, None] + f[:, None] - betas[:, None] * u[None], axis=0)
-        f_new = -logsumexp(-betas[:, None] * u[None] - log_den[None], axis=1)
-        f_new -= f_new[0]
-        if np.max(np.abs(f_new - f)) < 1e-9:
-            f = f_new
-            break
-        f = f_new
-    log_den = logsumexp(np.log(counts)[:, None] + f[:, None] - betas[:, None] * u[None], axis=0)
-    out = []
-    for t in t_grid:
-        logw = -u / t - log_den
-        w = np.exp(logw - logsumexp(logw))
-        mean = np.sum(w * u)
-        out.append(np.sum(w * (u - mean) ** 2) / t**2 + 1.5 * N_ATOMS)
-    return np.array(out)
+    return MultipleHistogram(energies_per_rung, temperatures).heat_capacity(t_grid) + 1.5 * N_ATOMS
 
 
 def main(argv=None):
