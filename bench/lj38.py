@@ -165,6 +165,40 @@ def run_seed_bhpt(seed: int, ladder: np.ndarray, n_moves: int, kick_temperature:
             "acceptance_rates": r.acceptance_rates.tolist(), "wall_s": time.perf_counter() - t0}
 
 
+def run_seed_scipy_bh(seed: int, n_iter: int, temperature: float, stepsize: float) -> dict:
+    """The standard competitor: scipy's ``basinhopping`` (Wales & Doye 1997: random displacements of every
+    coordinate by up to ``stepsize``, adapted towards 50 % acceptance, Metropolis on quenched energies at
+    ``temperature``), with the same Numba quench and confining wall, from the same kind of random start."""
+    from scipy.optimize import OptimizeResult, basinhopping
+
+    rng = np.random.default_rng(seed)
+    x0 = random_start(rng, Quencher())
+    potential = make_forcefield().potential
+    count = {"evaluations": 0, "found": None}
+
+    def quench(fun, x, args=(), **_):
+        e, xm, n = potential.minimize(np.asarray(x).reshape(N_ATOMS, 3))
+        count["evaluations"] += n
+        return OptimizeResult(x=xm.ravel(), fun=e, success=True, nfev=n)
+
+    def energy(x):
+        return potential.compute(x.reshape(N_ATOMS, 3), None, None, None)[0]
+
+    def callback(x, f, accepted):
+        if f < E_GLOBAL + 1e-4 and count["found"] is None:
+            count["found"] = count["evaluations"]
+            return True
+        return None
+
+    t0 = time.perf_counter()
+    result = basinhopping(energy, x0.ravel(), niter=n_iter, T=temperature, stepsize=stepsize,
+                          minimizer_kwargs={"method": quench}, callback=callback, rng=seed)
+    found = count["found"] is not None
+    return {"seed": seed, "found_global_minimum": found, "force_evaluations": count["found"],
+            "sampler_force_evaluations": count["evaluations"], "quench_evaluations": count["evaluations"],
+            "moves": int(result.nit), "best_quenched_energy": float(result.fun), "wall_s": time.perf_counter() - t0}
+
+
 def median_with_misses(costs: list[float | None]) -> float:
     """Median over seeds, a miss (None) counting as more than any budget (∞)."""
     values = sorted(np.inf if c is None else float(c) for c in costs)
@@ -176,7 +210,10 @@ def main_bhpt(args) -> dict:
     ladder = geometric_ladder(args.t_min, args.t_max, args.rungs)
     runs = []
     for seed in range(args.first_seed, args.first_seed + args.seeds):
-        r = run_seed_bhpt(seed, ladder, args.moves, args.kick_temperature, args.n_steps, args.dt)
+        if args.method == "scipy-bh":
+            r = run_seed_scipy_bh(seed, args.moves, args.bh_temperature, args.bh_stepsize)
+        else:
+            r = run_seed_bhpt(seed, ladder, args.moves, args.kick_temperature, args.n_steps, args.dt)
         runs.append(r)
         print(f"seed {seed}: found={r['found_global_minimum']} after {r['moves']} moves, "
               f"{r['force_evaluations']} force evaluations (best {r['best_quenched_energy']:.6f}); "
@@ -188,13 +225,19 @@ def main_bhpt(args) -> dict:
     quartiles = [ranked[round(q * (len(ranked) - 1))] for q in (0.25, 0.75)]
     quench_share = sum(r["quench_evaluations"] for r in runs) / max(1, sum(r["sampler_force_evaluations"]
                                                                            for r in runs))
-    print(f"\nLJ38 PT basin hopping with HMC moves: {len(runs)} seeds, ladder {ladder[0]:.3f}–{ladder[-1]:.3f} "
-          f"({len(ladder)} rungs), kicks {args.n_steps} × dt {args.dt} at T* = {args.kick_temperature}")
+    if args.method == "scipy-bh":
+        print(f"\nLJ38 scipy basinhopping: {len(runs)} seeds, T* = {args.bh_temperature}, initial step "
+              f"{args.bh_stepsize} σ, {args.moves} steps at most")
+    else:
+        print(f"\nLJ38 PT basin hopping with HMC moves: {len(runs)} seeds, ladder {ladder[0]:.3f}–{ladder[-1]:.3f} "
+              f"({len(ladder)} rungs), kicks {args.n_steps} × dt {args.dt} at T* = {args.kick_temperature}")
     print(f"global minimum found by {len(found)}/{len(runs)} seeds; force evaluations to find it: median "
           f"{median:.3g}, quartiles {quartiles[0]:.3g}–{quartiles[1]:.3g}, "
           f"min {min(found, default=np.nan):.3g}, max {max(found, default=np.nan):.3g}; quenches are "
           f"{100 * quench_share:.0f} % of the evaluations; median wall {np.median([r['wall_s'] for r in runs]):.1f} s")
-    report = {"method": "parallel-tempering basin hopping, HMC moves", "runs": runs, "n_seeds": len(runs),
+    method = ("scipy.optimize.basinhopping (random displacements)" if args.method == "scipy-bh"
+              else "parallel-tempering basin hopping, HMC moves")
+    report = {"method": method, "runs": runs, "n_seeds": len(runs),
               "n_found": len(found), "median_force_evaluations_to_global_minimum": median,
               "quartile_force_evaluations": quartiles, "ladder": ladder.tolist(),
               "kick_temperature": args.kick_temperature, "n_steps": args.n_steps,
@@ -217,9 +260,12 @@ def heat_capacity_wham(energies_per_rung: list[np.ndarray], temperatures: np.nda
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--method", choices=["pt", "bhpt"], default="pt",
-                    help="pt: parallel-tempering HMC (search + C_V); bhpt: PT basin hopping with HMC moves (search)")
-    ap.add_argument("--moves", type=int, default=5000, help="bhpt: moves per rung (budget)")
+    ap.add_argument("--method", choices=["pt", "bhpt", "scipy-bh"], default="pt",
+                    help="pt: parallel-tempering HMC (search + C_V); bhpt: PT basin hopping with HMC moves (search); "
+                         "scipy-bh: scipy's basinhopping, the competitor (search)")
+    ap.add_argument("--moves", type=int, default=5000, help="bhpt: moves per rung; scipy-bh: steps (budget)")
+    ap.add_argument("--bh-temperature", type=float, default=0.8, help="scipy-bh: Metropolis T* (Wales & Doye: 0.8)")
+    ap.add_argument("--bh-stepsize", type=float, default=0.36, help="scipy-bh: initial displacement (σ)")
     ap.add_argument("--kick-temperature", type=float, default=1.0, help="bhpt: T* of the HMC kick")
     ap.add_argument("--dt", type=float, default=0.02, help="bhpt: time step of the HMC kick")
     ap.add_argument("--seeds", type=int, default=10)
@@ -243,11 +289,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.reanalyse:
         return reanalyse(*args.reanalyse, args.json)
-    defaults = {"pt": (0.09, 0.25, 14, 10), "bhpt": (0.05, 1.0, 12, 40)}[args.method]
+    defaults = {"pt": (0.09, 0.25, 14, 10), "bhpt": (0.05, 1.0, 12, 40), "scipy-bh": (0.05, 1.0, 12, 40)}[args.method]
     for name, value in zip(("t_min", "t_max", "rungs", "n_steps"), defaults, strict=True):
         if getattr(args, name) is None:
             setattr(args, name, value)
-    if args.method == "bhpt":
+    if args.method in ("bhpt", "scipy-bh"):
         return main_bhpt(args)
     ladder = geometric_ladder(args.t_min, args.t_max, args.rungs)
     runs = []
