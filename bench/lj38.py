@@ -24,6 +24,11 @@ Calvo, Freeman & Doll (2000), J. Chem. Phys. 112, 10340.
     quenches, all rungs, from the random starts) until the first quench reaches the global minimum.
 
     python bench/lj38.py --method bhpt --seeds 20 --json bench/out/lj38_bhpt.json
+
+    The competitor, ``--method scipy-bh``: ``scipy.optimize.basinhopping`` (one walker, random
+    displacements, Wales & Doye 1997 settings T* = 0.8, step 0.36σ) with the same quench and wall:
+
+    python bench/lj38.py --method scipy-bh --seeds 20 --moves 20000 --json bench/out/lj38_scipy_bh.json
 """
 
 from __future__ import annotations

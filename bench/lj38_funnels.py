@@ -48,7 +48,7 @@ from concurrent.futures import ProcessPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.special import sph_harm_y  # noqa: E402
+from scipy.special import logsumexp, sph_harm_y  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -74,20 +74,22 @@ from hmc_core.reweighting import MultipleHistogram  # noqa: E402
 C12 = C6 = 4.0  # ε = σ = 1
 
 
-def icosahedral_minimum(max_seeds: int = 40) -> np.ndarray:
-    """The lowest icosahedral minimum (−173.252378 ε), from PT basin hopping from random starts."""
+def basin_hopping_minima(n_seeds: int = 6, n_moves: int = 1500, below: float = -172.0) -> dict[float, np.ndarray]:
+    """Distinct minima below ``below`` (energy rounded to 1e-5 → positions) accepted by PT basin hopping with
+    HMC moves from random starts; always contains the lowest icosahedral minimum (more seeds are run if not)."""
     ladder = tuple(geometric_ladder(0.05, 1.0, 12))
     cfg = BasinHoppingConfig(temperatures=ladder, kick_temperature=1.0, dt=0.02, n_steps=40)
-    for seed in range(max_seeds):
+    found: dict[float, np.ndarray] = {}
+    for seed in range(10 * n_seeds):
         rng = np.random.default_rng(1000 + seed)
         starts = np.array([random_start(rng, Quencher()) for _ in ladder])
-        bh = ParallelTemperingBasinHopping(make_forcefield, cfg)
-        result = bh.run(starts, 400, seed=seed, keep_minima_below=E_ICOSAHEDRAL + 1e-3,
-                        callback=lambda move, e: bool(np.any(np.abs(e - E_ICOSAHEDRAL) < 1e-5)))
+        result = ParallelTemperingBasinHopping(make_forcefield, cfg).run(starts, n_moves, seed=seed,
+                                                                         keep_minima_below=below)
         for e, x in result.minima:
-            if abs(e - E_ICOSAHEDRAL) < 1e-5:
-                return x
-    raise RuntimeError(f"the icosahedral minimum was not found in {max_seeds} basin-hopping runs")
+            found.setdefault(round(e, 5), x)
+        if seed + 1 >= n_seeds and round(E_ICOSAHEDRAL, 5) in found:
+            return found
+    raise RuntimeError(f"the icosahedral minimum was not found in {10 * n_seeds} basin-hopping runs")
 
 
 def hessian(x: np.ndarray, h: float = 1e-5) -> np.ndarray:
@@ -201,42 +203,45 @@ def run_funnel(name: str, start: np.ndarray, ladder: np.ndarray, n_sweeps: int, 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--t0", type=float, default=0.02, help="anchor temperature (harmonic) and lowest rung")
-    ap.add_argument("--t-max-fcc", type=float, default=0.15, help="top rung of the fcc-funnel run")
-    ap.add_argument("--t-max", type=float, default=0.25, help="top rung of the icosahedral run (above melting)")
-    ap.add_argument("--rungs-fcc", type=int, default=24)
-    ap.add_argument("--rungs-ico", type=int, default=36)
-    ap.add_argument("--sweeps", type=int, default=100000)
+    ap.add_argument("--t-max-solid", type=float, default=0.15, help="top rung of the two funnel runs")
+    ap.add_argument("--rungs-solid", type=int, default=24, help="rungs of each funnel run")
+    ap.add_argument("--t-min-melt", type=float, default=0.12, help="lowest rung of the melting run")
+    ap.add_argument("--t-max", type=float, default=0.25, help="top rung of the melting run")
+    ap.add_argument("--rungs-melt", type=int, default=14)
+    ap.add_argument("--t-stitch", type=float, default=0.13,
+                    help="above it the icosahedral/liquid partition function continues from the melting run")
+    ap.add_argument("--sweeps", type=int, default=400000, help="sweeps of each funnel run")
+    ap.add_argument("--sweeps-melt", type=int, default=200000)
     ap.add_argument("--n-steps", type=int, default=5)
     ap.add_argument("--quench-every", type=int, default=1000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--reanalyse", type=Path, metavar="NPZ", help="only analyse the samples of a finished run")
     args = ap.parse_args(argv)
+    if not (args.t0 < args.t_min_melt <= args.t_stitch < args.t_max_solid < args.t_max):
+        ap.error("need t0 < t-min-melt <= t-stitch < t-max-solid < t-max")
     if args.reanalyse:
         return reanalyse(args)
 
+    database = basin_hopping_minima()
     x_fcc = Quencher()(truncated_octahedron())[1]
-    x_ico = icosahedral_minimum()
-    minima = {"fcc": harmonic_minimum(x_fcc, E_GLOBAL), "ico": harmonic_minimum(x_ico, E_ICOSAHEDRAL)}
-    for k, m in minima.items():
-        m["q4"] = bond_order_q4(x_fcc if k == "fcc" else x_ico)
-        print(f"{k}: E = {m['energy']}, point-group order {m['point_group_order']}, Q4 = {m['q4']:.3f}, "
-              f"½Σlnλ = {m['half_sum_log_lambda']:.3f}, ½ln det I = {m['half_log_det_inertia']:.3f}")
-    q4_threshold = 0.5 * (minima["fcc"]["q4"] + minima["ico"]["q4"])
-
-    ladders = {"fcc": geometric_ladder(args.t0, args.t_max_fcc, args.rungs_fcc),
-               "ico": geometric_ladder(args.t0, args.t_max, args.rungs_ico)}
+    x_ico = database[round(E_ICOSAHEDRAL, 5)]
+    runs_spec = {"fcc": (x_fcc, geometric_ladder(args.t0, args.t_max_solid, args.rungs_solid), args.sweeps),
+                 "ico": (x_ico, geometric_ladder(args.t0, args.t_max_solid, args.rungs_solid), args.sweeps),
+                 "melt": (x_ico, geometric_ladder(args.t_min_melt, args.t_max, args.rungs_melt), args.sweeps_melt)}
     with ProcessPoolExecutor(max_workers=2) as pool:
-        futures = {k: pool.submit(run_funnel, k, x, ladders[k], args.sweeps, args.n_steps, args.quench_every,
-                                  args.seed + i) for i, (k, x) in enumerate((("fcc", x_fcc), ("ico", x_ico)))}
+        futures = {k: pool.submit(run_funnel, k, x, ladder, sweeps, args.n_steps, args.quench_every, args.seed + i)
+                   for i, (k, (x, ladder, sweeps)) in enumerate(runs_spec.items())}
         runs = {k: f.result() for k, f in futures.items()}
-
+    db_energies = np.array(sorted(database))
+    db_positions = np.array([database[e] for e in db_energies])
     if args.json:  # the samples first, so that an interrupted analysis loses nothing (see --reanalyse)
         args.json.parent.mkdir(parents=True, exist_ok=True)
         np.savez(args.json.with_suffix(".npz"), **{f"{k}_energies": r["energies"] for k, r in runs.items()},
                  **{f"{k}_ladder": r["ladder"] for k, r in runs.items()},
-                 **{f"{k}_checks": r["checks"] for k, r in runs.items()}, x_fcc=x_fcc, x_ico=x_ico)
-    report = analyse(runs, minima, q4_threshold, args)
+                 **{f"{k}_checks": r["checks"] for k, r in runs.items()}, x_fcc=x_fcc, x_ico=x_ico,
+                 database_energies=db_energies, database_positions=db_positions)
+    report = analyse(runs, x_fcc, x_ico, db_energies, db_positions, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return report
@@ -245,21 +250,57 @@ def main(argv=None):
 def reanalyse(args) -> dict:
     """Analysis of a finished run's samples (its .npz), e.g. after changing the analysis."""
     data = np.load(args.reanalyse)
-    minima = {"fcc": harmonic_minimum(data["x_fcc"], E_GLOBAL), "ico": harmonic_minimum(data["x_ico"], E_ICOSAHEDRAL)}
-    for k in minima:
-        minima[k]["q4"] = bond_order_q4(data[f"x_{k}"])
     runs = {k: {"name": k, "ladder": data[f"{k}_ladder"], "energies": data[f"{k}_energies"],
-                "checks": data[f"{k}_checks"]} for k in ("fcc", "ico")}
+                "checks": data[f"{k}_checks"]} for k in ("fcc", "ico", "melt")}
     args.t0 = float(runs["fcc"]["ladder"][0])
-    report = analyse(runs, minima, 0.5 * (minima["fcc"]["q4"] + minima["ico"]["q4"]), args)
+    report = analyse(runs, data["x_fcc"], data["x_ico"], data["database_energies"], data["database_positions"], args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return report
 
 
-def analyse(runs: dict, minima: dict, q4_threshold: float, args) -> dict:
-    t0 = args.t0
-    fits, in_funnel = {}, {}
+def superposition(db_energies: np.ndarray, db_positions: np.ndarray, q4_threshold: float, grid: np.ndarray) -> dict:
+    """Harmonic superposition over the basin-hopping database, split into fcc-like (Q₄ above the threshold)
+    and icosahedral-like minima: ln Z_f − ln Z_i on ``grid`` and the temperature where it changes sign."""
+    minima = []
+    for e, x in zip(db_energies, db_positions, strict=True):
+        try:
+            m = harmonic_minimum(x, float(e))
+        except RuntimeError:  # a saddle or a flat mode: not a minimum to count
+            continue
+        m["fcc_like"] = bond_order_q4(x) > q4_threshold
+        minima.append(m)
+    log_z = np.array([[harmonic_log_z(m, t) for t in grid] for m in minima])
+    fcc = np.array([m["fcc_like"] for m in minima])
+    delta = logsumexp(log_z[fcc], axis=0) - logsumexp(log_z[~fcc], axis=0)
+    cross = np.flatnonzero(np.diff(np.sign(delta)))
+    t_ss = float(np.interp(0.0, delta[cross[0]:cross[0] + 2][::-1], grid[cross[0]:cross[0] + 2][::-1])) \
+        if len(cross) else float("nan")
+    return {"n_fcc_like": int(fcc.sum()), "n_icosahedral_like": int((~fcc).sum()), "t_solid_solid": t_ss,
+            "ln_zf_over_zi": delta.tolist(),
+            "minima": [{"energy": m["energy"], "point_group_order": m["point_group_order"],
+                        "fcc_like": bool(m["fcc_like"])} for m in minima]}
+
+
+def crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
+    """First x where y crosses ``level`` (linear interpolation), NaN if it never does."""
+    idx = np.flatnonzero(np.diff(np.sign(y - level)))
+    if not len(idx):
+        return float("nan")
+    i = idx[0]
+    return float(x[i] + (level - y[i]) * (x[i + 1] - x[i]) / (y[i + 1] - y[i]))
+
+
+def analyse(runs: dict, x_fcc, x_ico, db_energies, db_positions, args) -> dict:
+    t0, t_st = args.t0, args.t_stitch
+    minima = {"fcc": harmonic_minimum(x_fcc, E_GLOBAL), "ico": harmonic_minimum(x_ico, E_ICOSAHEDRAL)}
+    for k, x in (("fcc", x_fcc), ("ico", x_ico)):
+        minima[k]["q4"] = bond_order_q4(x)
+        m = minima[k]
+        print(f"{k}: E = {m['energy']}, point-group order {m['point_group_order']}, Q4 = {m['q4']:.3f}, "
+              f"½Σlnλ = {m['half_sum_log_lambda']:.3f}, ½ln det I = {m['half_log_det_inertia']:.3f}")
+    q4_threshold = 0.5 * (minima["fcc"]["q4"] + minima["ico"]["q4"])
+    fits, in_funnel, lowest_share = {}, {}, {}
     for k, r in runs.items():
         e = r["energies"]
         e = e[len(e) // 5:]  # 20 % discarded as equilibration
@@ -269,55 +310,70 @@ def analyse(runs: dict, minima: dict, q4_threshold: float, args) -> dict:
         fcc_like = checks[:, 2] > q4_threshold
         own = fcc_like if k == "fcc" else ~fcc_like
         in_funnel[k] = [float(own[checks[:, 0] == j].mean()) for j in range(len(r["ladder"]))]
-    t_top_fcc = runs["fcc"]["ladder"][-1]
-    grid = np.round(np.arange(t0, runs["ico"]["ladder"][-1] + 1e-9, 0.0025), 6)
-    lnz = {k: harmonic_log_z(minima[k], t0) + anharmonic_anchor(fits[k], minima[k]["energy"], t0)
-           + fits[k].log_partition(grid) for k in fits}
-    mean, var = {}, {}
-    for k in fits:
-        mean[k], var[k] = fits[k].moments(grid)
-    # fcc beyond its top rung: extrapolate ln Z_f − ln Z_i linearly in 1/T from the last 0.02 of overlap
-    inside = grid <= t_top_fcc + 1e-12
-    delta = lnz["fcc"] - lnz["ico"]
-    fit_pts = inside & (grid >= t_top_fcc - 0.02)
-    slope, intercept = np.polyfit(1 / grid[fit_pts], delta[fit_pts], 1)
-    delta = np.where(inside, delta, intercept + slope / grid)
+        e_low = E_GLOBAL if k == "fcc" else E_ICOSAHEDRAL
+        halves = []
+        for j in range(len(r["ladder"])):
+            q = checks[checks[:, 0] == j, 1]
+            halves.append([float(np.mean(np.abs(h - e_low) < 1e-3)) for h in np.array_split(q, 2)])
+        lowest_share[k] = halves  # share of quenches in the funnel's lowest minimum, first / second half
+    t_top = runs["fcc"]["ladder"][-1]
+    grid = np.round(np.arange(t0, runs["melt"]["ladder"][-1] + 1e-9, 0.0025), 6)
+    solid = grid <= t_top + 1e-12
+    below_stitch = grid <= t_st + 1e-12
+    lnz_f = harmonic_log_z(minima["fcc"], t0) + anharmonic_anchor(fits["fcc"], E_GLOBAL, t0) \
+        + fits["fcc"].log_partition(grid)
+    lnz_i = harmonic_log_z(minima["ico"], t0) + anharmonic_anchor(fits["ico"], E_ICOSAHEDRAL, t0) \
+        + fits["ico"].log_partition(grid)
+    lnz_i = np.where(below_stitch, lnz_i, lnz_i[below_stitch][-1] + fits["melt"].log_partition(grid)
+                     - fits["melt"].log_partition([grid[below_stitch][-1]])[0])
+    mean_f, var_f = fits["fcc"].moments(grid)
+    mean_i = np.where(below_stitch, fits["ico"].moments(grid)[0], fits["melt"].moments(grid)[0])
+    var_i = np.where(below_stitch, fits["ico"].moments(grid)[1], fits["melt"].moments(grid)[1])
+    delta = lnz_f - lnz_i
+    # above the fcc run's top rung: ln Z_f − ln Z_i extrapolated linearly in 1/T from its last 0.02
+    pts = solid & (grid >= t_top - 0.02)
+    slope, intercept = np.polyfit(1 / grid[pts], delta[pts], 1)
+    delta = np.where(solid, delta, intercept + slope / grid)
+    mean_f = np.where(solid, mean_f, mean_i)
+    var_f = np.where(solid, var_f, var_i)
     p_fcc = 1 / (1 + np.exp(-delta))
-    mean_fcc = np.where(inside, mean["fcc"], mean["ico"])
-    cv_fcc = np.where(inside, var["fcc"] / grid**2, var["ico"] / grid**2)
-    u = p_fcc * mean_fcc + (1 - p_fcc) * mean["ico"]
-    cv = (p_fcc * cv_fcc + (1 - p_fcc) * var["ico"] / grid**2
-          + p_fcc * (1 - p_fcc) * (mean_fcc - mean["ico"]) ** 2 / grid**2 + 1.5 * N_ATOMS)
-    # solid–solid transition: p_fcc = ½
-    cross = np.flatnonzero(np.diff(np.sign(p_fcc - 0.5)))
-    t_ss = float(np.interp(0.5, p_fcc[cross[0]:cross[0] + 2][::-1], grid[cross[0]:cross[0] + 2][::-1])) \
-        if len(cross) else float("nan")
+    u = p_fcc * mean_f + (1 - p_fcc) * mean_i
+    cv = (p_fcc * var_f + (1 - p_fcc) * var_i + p_fcc * (1 - p_fcc) * (mean_f - mean_i) ** 2) / grid**2 \
+        + 1.5 * N_ATOMS
+    t_ss = crossing(grid, p_fcc, 0.5)
     i_melt = int(np.argmax(cv))
     peaks = [float(grid[i]) for i in range(1, len(grid) - 1) if cv[i] > cv[i - 1] and cv[i] >= cv[i + 1]]
     slope_cv = np.gradient(cv, grid)
     below = grid < grid[i_melt] - 0.01
     t_dcv = float(grid[below][np.argmax(slope_cv[below])]) if below.any() else float("nan")
-    hsa_delta = np.array([harmonic_log_z(minima["fcc"], t) - harmonic_log_z(minima["ico"], t) for t in grid])
-    hsa_cross = np.flatnonzero(np.diff(np.sign(hsa_delta)))
-    t_ss_hsa = float(grid[hsa_cross[0]]) if len(hsa_cross) else float("nan")
+    two_minimum = crossing(grid, np.array([harmonic_log_z(minima["fcc"], t) - harmonic_log_z(minima["ico"], t)
+                                           for t in grid]), 0.0)
+    hsa = superposition(db_energies, db_positions, q4_threshold, grid)
     anharmonic = {k: {"excess_U_at_t0": float(fits[k].moments([t0])[0][0] - minima[k]["energy"]
                                                 - 0.5 * (3 * N_ATOMS - 6) * t0),
-                      "ln_z_correction": anharmonic_anchor(fits[k], minima[k]["energy"], t0)} for k in fits}
+                      "ln_z_correction": anharmonic_anchor(fits[k], minima[k]["energy"], t0)} for k in ("fcc", "ico")}
 
     print(f"\n{'T*':>7} {'p_fcc':>7} {'<U>':>10} {'C_V/k':>8}")
     for i in range(0, len(grid), 4):
         print(f"{grid[i]:7.4f} {p_fcc[i]:7.3f} {u[i]:10.3f} {cv[i]:8.1f}")
-    print(f"in-funnel fraction of quenches per rung: fcc {np.round(in_funnel['fcc'], 2).tolist()}")
-    print(f"                                          ico {np.round(in_funnel['ico'], 2).tolist()}")
-    print(f"anharmonic excess of <U> at T0 = {t0}: {anharmonic}")
-    print(f"solid–solid (p_fcc = 1/2) at T* = {t_ss:.4f} (two-minimum harmonic estimate {t_ss_hsa:.4f}); "
-          f"C_V maxima at {peaks}; melting peak T* = {grid[i_melt]:.4f} (C_V/k = {cv[i_melt]:.0f}); "
-          f"max dC_V/dT below it at T* = {t_dcv:.4f}. Published: solid–solid ≈ {PUBLISHED_PEAKS['solid_solid']}, "
+    for k in runs:
+        print(f"{k}: in-funnel share of quenches per rung {np.round(in_funnel[k], 2).tolist()}")
+    for k in ("fcc", "ico"):
+        print(f"{k}: share in the lowest minimum, 1st/2nd half, per rung "
+              f"{[tuple(round(v, 2) for v in h) for h in lowest_share[k]]}")
+    print(f"anharmonic excess at T0 = {t0}: {anharmonic}")
+    print(f"solid–solid (p_fcc = 1/2): replica exchange T* = {t_ss:.4f}; harmonic, two minima {two_minimum:.4f}; "
+          f"harmonic superposition over {hsa['n_fcc_like']} fcc-like + {hsa['n_icosahedral_like']} icosahedral "
+          f"basin-hopping minima {hsa['t_solid_solid']:.4f}")
+    print(f"C_V maxima at {peaks}; melting peak T* = {grid[i_melt]:.4f} (C_V/k = {cv[i_melt]:.0f}); max dC_V/dT "
+          f"below it at T* = {t_dcv:.4f}. Published: solid–solid ≈ {PUBLISHED_PEAKS['solid_solid']}, "
           f"melting ≈ {PUBLISHED_PEAKS['melting']}")
     return {"minima": minima, "q4_threshold": q4_threshold, "t_grid": grid.tolist(), "p_fcc": p_fcc.tolist(),
-            "mean_energy": u.tolist(), "cv": cv.tolist(), "t_solid_solid": t_ss, "t_solid_solid_harmonic": t_ss_hsa,
-            "cv_local_maxima": peaks, "melting_peak_T": float(grid[i_melt]), "max_dcv_dT_below_melting_T": t_dcv,
-            "in_funnel_fraction": in_funnel, "anharmonic_excess_at_t0": anharmonic,
+            "mean_energy": u.tolist(), "cv": cv.tolist(), "t_solid_solid": t_ss,
+            "t_solid_solid_two_minima": two_minimum, "superposition": hsa, "cv_local_maxima": peaks,
+            "melting_peak_T": float(grid[i_melt]), "max_dcv_dT_below_melting_T": t_dcv,
+            "in_funnel_fraction": in_funnel, "lowest_minimum_share_halves": lowest_share,
+            "anharmonic_at_t0": anharmonic,
             "runs": {k: {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in r.items()
                          if key not in ("energies", "checks")} for k, r in runs.items()},
             "published_peaks": PUBLISHED_PEAKS, "sweeps": args.sweeps, "n_steps": args.n_steps}
