@@ -217,13 +217,17 @@ def main(argv=None):
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--reanalyse", type=Path, metavar="NPZ", help="only analyse the samples of a finished run")
+    ap.add_argument("--rebuild-database", action="store_true", help="with --reanalyse: new basin-hopping database")
+    ap.add_argument("--database-seeds", type=int, default=12, help="basin-hopping runs for the minima database")
+    ap.add_argument("--database-moves", type=int, default=1500, help="moves per rung of each of those runs")
+    ap.add_argument("--database-below", type=float, default=-171.5, help="keep minima below this energy (ε)")
     args = ap.parse_args(argv)
     if not (args.t0 < args.t_min_melt <= args.t_stitch < args.t_max_solid < args.t_max):
         ap.error("need t0 < t-min-melt <= t-stitch < t-max-solid < t-max")
     if args.reanalyse:
         return reanalyse(args)
 
-    database = basin_hopping_minima()
+    database = basin_hopping_minima(args.database_seeds, args.database_moves, args.database_below)
     x_fcc = Quencher()(truncated_octahedron())[1]
     x_ico = database[round(E_ICOSAHEDRAL, 5)]
     runs_spec = {"fcc": (x_fcc, geometric_ladder(args.t0, args.t_max_solid, args.rungs_solid), args.sweeps),
@@ -253,15 +257,22 @@ def reanalyse(args) -> dict:
     runs = {k: {"name": k, "ladder": data[f"{k}_ladder"], "energies": data[f"{k}_energies"],
                 "checks": data[f"{k}_checks"]} for k in ("fcc", "ico", "melt")}
     args.t0 = float(runs["fcc"]["ladder"][0])
-    report = analyse(runs, data["x_fcc"], data["x_ico"], data["database_energies"], data["database_positions"], args)
+    db_energies, db_positions = data["database_energies"], data["database_positions"]
+    if args.rebuild_database:
+        database = basin_hopping_minima(args.database_seeds, args.database_moves, args.database_below)
+        db_energies = np.array(sorted(database))
+        db_positions = np.array([database[e] for e in db_energies])
+    report = analyse(runs, data["x_fcc"], data["x_ico"], db_energies, db_positions, args)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
     return report
 
 
 def superposition(db_energies: np.ndarray, db_positions: np.ndarray, q4_threshold: float, grid: np.ndarray) -> dict:
-    """Harmonic superposition over the basin-hopping database, split into fcc-like (Q₄ above the threshold)
-    and icosahedral-like minima: ln Z_f − ln Z_i on ``grid`` and the temperature where it changes sign."""
+    """Harmonic superposition over the basin-hopping database, per funnel (fcc-like: Q₄ above the threshold).
+
+    Per funnel a and temperature: ln Z_a = ln Σ_m Z_m, ⟨U⟩_a = Σ w_m E_m + (3N−6)T/2 and
+    Var U_a = Σ w_m (E_m − Ē)² + (3N−6)T²/2 with w_m = Z_m / Z_a (harmonic basins)."""
     minima = []
     for e, x in zip(db_energies, db_positions, strict=True):
         try:
@@ -270,16 +281,38 @@ def superposition(db_energies: np.ndarray, db_positions: np.ndarray, q4_threshol
             continue
         m["fcc_like"] = bond_order_q4(x) > q4_threshold
         minima.append(m)
+    energies = np.array([m["energy"] for m in minima])
     log_z = np.array([[harmonic_log_z(m, t) for t in grid] for m in minima])
     fcc = np.array([m["fcc_like"] for m in minima])
-    delta = logsumexp(log_z[fcc], axis=0) - logsumexp(log_z[~fcc], axis=0)
-    cross = np.flatnonzero(np.diff(np.sign(delta)))
-    t_ss = float(np.interp(0.0, delta[cross[0]:cross[0] + 2][::-1], grid[cross[0]:cross[0] + 2][::-1])) \
-        if len(cross) else float("nan")
-    return {"n_fcc_like": int(fcc.sum()), "n_icosahedral_like": int((~fcc).sum()), "t_solid_solid": t_ss,
-            "ln_zf_over_zi": delta.tolist(),
-            "minima": [{"energy": m["energy"], "point_group_order": m["point_group_order"],
-                        "fcc_like": bool(m["fcc_like"])} for m in minima]}
+    dof = 3 * N_ATOMS - 6
+    out = {"n_fcc_like": int(fcc.sum()), "n_icosahedral_like": int((~fcc).sum()),
+           "minima": [{"energy": m["energy"], "point_group_order": m["point_group_order"],
+                       "fcc_like": bool(m["fcc_like"])} for m in minima]}
+    for name, mask in (("fcc", fcc), ("ico", ~fcc)):
+        lz = logsumexp(log_z[mask], axis=0)
+        w = np.exp(log_z[mask] - lz)
+        e_mean = w.T @ energies[mask]
+        out[name] = {"log_z": lz, "mean": e_mean + 0.5 * dof * grid,
+                     "var": (w * (energies[mask][:, None] - e_mean) ** 2).sum(axis=0) + 0.5 * dof * grid**2}
+    out["t_solid_solid"] = crossing(grid, out["fcc"]["log_z"] - out["ico"]["log_z"], 0.0)
+    return out
+
+
+def combine(grid: np.ndarray, log_z: dict, mean: dict, var: dict, t_solid: float) -> dict:
+    """p_fcc, ⟨U⟩ and C_V/k_B (kinetic 3N/2 included) of the two-funnel mixture; the largest dC_V/dT is
+    looked for below ``t_solid`` (the solid–solid region, below the stitch to the melting run)."""
+    p = 1 / (1 + np.exp(log_z["ico"] - log_z["fcc"]))
+    u = p * mean["fcc"] + (1 - p) * mean["ico"]
+    cv = (p * var["fcc"] + (1 - p) * var["ico"] + p * (1 - p) * (mean["fcc"] - mean["ico"]) ** 2) / grid**2 \
+        + 1.5 * N_ATOMS
+    i_melt = int(np.argmax(cv))
+    below = grid < t_solid
+    slope = np.gradient(cv, grid)
+    return {"p_fcc": p, "mean_energy": u, "cv": cv, "t_solid_solid": crossing(grid, p, 0.5),
+            "cv_local_maxima": [float(grid[i]) for i in range(1, len(grid) - 1) if cv[i] > cv[i - 1]
+                                and cv[i] >= cv[i + 1]],
+            "melting_peak_T": float(grid[i_melt]), "melting_peak_cv": float(cv[i_melt]),
+            "max_dcv_dT_solid_T": float(grid[below][np.argmax(slope[below])]) if below.any() else np.nan}
 
 
 def crossing(x: np.ndarray, y: np.ndarray, level: float) -> float:
@@ -320,60 +353,78 @@ def analyse(runs: dict, x_fcc, x_ico, db_energies, db_positions, args) -> dict:
     grid = np.round(np.arange(t0, runs["melt"]["ladder"][-1] + 1e-9, 0.0025), 6)
     solid = grid <= t_top + 1e-12
     below_stitch = grid <= t_st + 1e-12
-    lnz_f = harmonic_log_z(minima["fcc"], t0) + anharmonic_anchor(fits["fcc"], E_GLOBAL, t0) \
-        + fits["fcc"].log_partition(grid)
-    lnz_i = harmonic_log_z(minima["ico"], t0) + anharmonic_anchor(fits["ico"], E_ICOSAHEDRAL, t0) \
-        + fits["ico"].log_partition(grid)
-    lnz_i = np.where(below_stitch, lnz_i, lnz_i[below_stitch][-1] + fits["melt"].log_partition(grid)
-                     - fits["melt"].log_partition([grid[below_stitch][-1]])[0])
-    mean_f, var_f = fits["fcc"].moments(grid)
-    mean_i = np.where(below_stitch, fits["ico"].moments(grid)[0], fits["melt"].moments(grid)[0])
-    var_i = np.where(below_stitch, fits["ico"].moments(grid)[1], fits["melt"].moments(grid)[1])
-    delta = lnz_f - lnz_i
-    # above the fcc run's top rung: ln Z_f − ln Z_i extrapolated linearly in 1/T from its last 0.02
-    pts = solid & (grid >= t_top - 0.02)
-    slope, intercept = np.polyfit(1 / grid[pts], delta[pts], 1)
-    delta = np.where(solid, delta, intercept + slope / grid)
-    mean_f = np.where(solid, mean_f, mean_i)
-    var_f = np.where(solid, var_f, var_i)
-    p_fcc = 1 / (1 + np.exp(-delta))
-    u = p_fcc * mean_f + (1 - p_fcc) * mean_i
-    cv = (p_fcc * var_f + (1 - p_fcc) * var_i + p_fcc * (1 - p_fcc) * (mean_f - mean_i) ** 2) / grid**2 \
-        + 1.5 * N_ATOMS
-    t_ss = crossing(grid, p_fcc, 0.5)
-    i_melt = int(np.argmax(cv))
-    peaks = [float(grid[i]) for i in range(1, len(grid) - 1) if cv[i] > cv[i - 1] and cv[i] >= cv[i + 1]]
-    slope_cv = np.gradient(cv, grid)
-    below = grid < grid[i_melt] - 0.01
-    t_dcv = float(grid[below][np.argmax(slope_cv[below])]) if below.any() else float("nan")
+    i_st = int(np.flatnonzero(below_stitch)[-1])
+    # (1) replica exchange per funnel, each anchored at T0 by its lowest minimum (harmonic + anharmonic term)
+    pt_log_z = {k: harmonic_log_z(minima[k], t0) + anharmonic_anchor(fits[k], minima[k]["energy"], t0)
+                + fits[k].log_partition(grid) for k in ("fcc", "ico")}
+    pt_mean, pt_var = {}, {}
+    for k in ("fcc", "ico"):
+        pt_mean[k], pt_var[k] = fits[k].moments(grid)
+    melt_log_z = fits["melt"].log_partition(grid)
+    melt_mean, melt_var = fits["melt"].moments(grid)
+    # (2) anharmonic superposition: harmonic sums over the database times each funnel's anharmonic factor
+    #     from its replica-exchange run (ln Z_PT − ln Z_harm of the funnel's lowest minimum; the same
+    #     factor for every minimum of the funnel), likewise for ⟨U⟩ and Var U.
+    hsa = superposition(db_energies, db_positions, q4_threshold, grid)
+    dof = 3 * N_ATOMS - 6
+    estimates = {}
+    for name in ("replica_exchange", "anharmonic_superposition"):
+        log_z, mean, var = {}, {}, {}
+        for k in ("fcc", "ico"):
+            if name == "replica_exchange":
+                log_z[k], mean[k], var[k] = pt_log_z[k], pt_mean[k], pt_var[k]
+            else:
+                harm = np.array([harmonic_log_z(minima[k], t) for t in grid])
+                log_z[k] = hsa[k]["log_z"] + (pt_log_z[k] - harm)
+                mean[k] = hsa[k]["mean"] + (pt_mean[k] - minima[k]["energy"] - 0.5 * dof * grid)
+                var[k] = hsa[k]["var"] + (pt_var[k] - 0.5 * dof * grid**2)
+        # above t_stitch the icosahedral/liquid side continues with the melting run
+        log_z["ico"] = np.where(below_stitch, log_z["ico"], log_z["ico"][i_st] + melt_log_z - melt_log_z[i_st])
+        mean["ico"] = np.where(below_stitch, mean["ico"], melt_mean)
+        var["ico"] = np.where(below_stitch, var["ico"], melt_var)
+        # above the fcc run's top rung: ln Z_f − ln Z_i extrapolated linearly in 1/T from its last 0.02
+        delta = log_z["fcc"] - log_z["ico"]
+        pts = solid & (grid >= t_top - 0.02)
+        slope, intercept = np.polyfit(1 / grid[pts], delta[pts], 1)
+        log_z["fcc"] = np.where(solid, log_z["fcc"], log_z["ico"] + intercept + slope / grid)
+        mean["fcc"] = np.where(solid, mean["fcc"], mean["ico"])
+        var["fcc"] = np.where(solid, var["fcc"], var["ico"])
+        estimates[name] = combine(grid, log_z, mean, var, t_st)
     two_minimum = crossing(grid, np.array([harmonic_log_z(minima["fcc"], t) - harmonic_log_z(minima["ico"], t)
                                            for t in grid]), 0.0)
-    hsa = superposition(db_energies, db_positions, q4_threshold, grid)
     anharmonic = {k: {"excess_U_at_t0": float(fits[k].moments([t0])[0][0] - minima[k]["energy"]
-                                                - 0.5 * (3 * N_ATOMS - 6) * t0),
+                                                - 0.5 * dof * t0),
                       "ln_z_correction": anharmonic_anchor(fits[k], minima[k]["energy"], t0)} for k in ("fcc", "ico")}
+    rex, anh = estimates["replica_exchange"], estimates["anharmonic_superposition"]
 
-    print(f"\n{'T*':>7} {'p_fcc':>7} {'<U>':>10} {'C_V/k':>8}")
+    print(f"\n{'T*':>7} {'p_fcc RE':>9} {'C_V/k RE':>9} {'p_fcc AS':>9} {'C_V/k AS':>9}   (RE: replica exchange per "
+          "funnel; AS: anharmonic superposition)")
     for i in range(0, len(grid), 4):
-        print(f"{grid[i]:7.4f} {p_fcc[i]:7.3f} {u[i]:10.3f} {cv[i]:8.1f}")
+        print(f"{grid[i]:7.4f} {rex['p_fcc'][i]:9.3f} {rex['cv'][i]:9.1f} {anh['p_fcc'][i]:9.3f} {anh['cv'][i]:9.1f}")
     for k in runs:
         print(f"{k}: in-funnel share of quenches per rung {np.round(in_funnel[k], 2).tolist()}")
     for k in ("fcc", "ico"):
         print(f"{k}: share in the lowest minimum, 1st/2nd half, per rung "
               f"{[tuple(round(v, 2) for v in h) for h in lowest_share[k]]}")
-    print(f"anharmonic excess at T0 = {t0}: {anharmonic}")
-    print(f"solid–solid (p_fcc = 1/2): replica exchange T* = {t_ss:.4f}; harmonic, two minima {two_minimum:.4f}; "
-          f"harmonic superposition over {hsa['n_fcc_like']} fcc-like + {hsa['n_icosahedral_like']} icosahedral "
-          f"basin-hopping minima {hsa['t_solid_solid']:.4f}")
-    print(f"C_V maxima at {peaks}; melting peak T* = {grid[i_melt]:.4f} (C_V/k = {cv[i_melt]:.0f}); max dC_V/dT "
-          f"below it at T* = {t_dcv:.4f}. Published: solid–solid ≈ {PUBLISHED_PEAKS['solid_solid']}, "
-          f"melting ≈ {PUBLISHED_PEAKS['melting']}")
-    return {"minima": minima, "q4_threshold": q4_threshold, "t_grid": grid.tolist(), "p_fcc": p_fcc.tolist(),
-            "mean_energy": u.tolist(), "cv": cv.tolist(), "t_solid_solid": t_ss,
-            "t_solid_solid_two_minima": two_minimum, "superposition": hsa, "cv_local_maxima": peaks,
-            "melting_peak_T": float(grid[i_melt]), "max_dcv_dT_below_melting_T": t_dcv,
-            "in_funnel_fraction": in_funnel, "lowest_minimum_share_halves": lowest_share,
-            "anharmonic_at_t0": anharmonic,
+    print(f"anharmonic terms at T0 = {t0}: {anharmonic}")
+    print(f"database: {hsa['n_fcc_like']} fcc-like + {hsa['n_icosahedral_like']} icosahedral minima; harmonic "
+          f"superposition alone: solid–solid at T* = {hsa['t_solid_solid']:.4f}; two minima alone: {two_minimum:.4f}")
+    for name, est in estimates.items():
+        print(f"{name}: solid–solid (p_fcc = 1/2) T* = {est['t_solid_solid']:.4f}; C_V maxima at "
+              f"{est['cv_local_maxima']}; melting peak T* = {est['melting_peak_T']:.4f} (C_V/k = "
+              f"{est['melting_peak_cv']:.0f}); max dC_V/dT below the stitch ({t_st}) at T* = "
+              f"{est['max_dcv_dT_solid_T']:.4f}")
+    print(f"published: solid–solid ≈ {PUBLISHED_PEAKS['solid_solid']}, melting ≈ {PUBLISHED_PEAKS['melting']}")
+
+    def plain(d):
+        return {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in d.items()}
+
+    return {"minima": minima, "q4_threshold": q4_threshold, "t_grid": grid.tolist(),
+            "estimates": {k: plain(v) for k, v in estimates.items()},
+            "superposition": {"n_fcc_like": hsa["n_fcc_like"], "n_icosahedral_like": hsa["n_icosahedral_like"],
+                              "t_solid_solid": hsa["t_solid_solid"], "minima": hsa["minima"]},
+            "t_solid_solid_two_minima": two_minimum, "in_funnel_fraction": in_funnel,
+            "lowest_minimum_share_halves": lowest_share, "anharmonic_at_t0": anharmonic,
             "runs": {k: {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in r.items()
                          if key not in ("energies", "checks")} for k, r in runs.items()},
             "published_peaks": PUBLISHED_PEAKS, "sweeps": args.sweeps, "n_steps": args.n_steps}

@@ -128,7 +128,9 @@ class ParallelTemperingBasinHopping:
         """``n_moves`` moves per rung from ``positions`` ((N, 3) shared or (K, N, 3), quenched first).
 
         stop_below: end as soon as a quench reaches an energy below it (e.g. the known global minimum
-        + tolerance). keep_minima_below: keep every distinct accepted minimum below this energy.
+        + tolerance). keep_minima_below: keep every distinct quenched minimum below this energy (distinct:
+        energies differing by more than 1e-6; permutation/rotation copies of one minimum count once), e.g.
+        as a database for the harmonic superposition approximation.
         callback(move, energies) returning True stops early.
         """
         if int(n_moves) != n_moves or n_moves < 1:
@@ -172,12 +174,12 @@ class ParallelTemperingBasinHopping:
                     continue
                 if e_new < best[0] - 1e-9:
                     best = (e_new, x_new.copy(), move, self.force_evaluations - n0)
+                if keep_minima_below is not None and e_new < keep_minima_below and \
+                        all(abs(e_new - e_m) > 1e-6 for e_m, _ in minima):
+                    minima.append((e_new, x_new.copy()))
                 if e_new <= es[k] or rng.uniform() < math.exp(-self.betas[k] * (e_new - es[k])):
                     accepted[move, k] = 1
                     xs[k], es[k] = x_new, e_new
-                    if keep_minima_below is not None and e_new < keep_minima_below and \
-                            all(abs(e_new - e_m) > 1e-6 for e_m, _ in minima):
-                        minima.append((e_new, x_new.copy()))
                 if stop_below is not None and e_new < stop_below:
                     stop = True
                     break
