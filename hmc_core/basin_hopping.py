@@ -32,7 +32,7 @@ import numpy as np
 from hmc_core.hmc import HMCConfig, HMCSampler
 from hmc_core.minimize import local_minimum
 from hmc_core.potentials.base import ForceField
-from hmc_core.replica_exchange import swap_acceptance, validate_ladder
+from hmc_core.replica_exchange import ExchangeStatistics, swap_acceptance, validate_ladder
 from hmc_core.units import get_units
 
 
@@ -73,7 +73,7 @@ class BasinHoppingConfig:
 
 
 @dataclass
-class BasinHoppingResult:
+class BasinHoppingResult(ExchangeStatistics):
     """Per (move, rung) quenched energies and acceptances, swap statistics, the best minimum found."""
 
     temperatures: np.ndarray
@@ -88,14 +88,6 @@ class BasinHoppingResult:
     force_evaluations: int
     quench_evaluations: int
     minima: list[tuple[float, np.ndarray]] = field(default_factory=list, repr=False)
-
-    @property
-    def swap_rates(self) -> np.ndarray:
-        return self.swap_accepts / np.maximum(self.swap_attempts, 1)
-
-    @property
-    def acceptance_rates(self) -> np.ndarray:
-        return self.accepted.mean(axis=0)
 
 
 class ParallelTemperingBasinHopping:

@@ -119,8 +119,25 @@ class ReplicaExchangeState:
     rng: np.random.Generator = field(default_factory=np.random.default_rng)
 
 
+class ExchangeStatistics:
+    """Swap and acceptance rates of a result holding ``swap_attempts``, ``swap_accepts`` (K−1,) and
+    ``accepted`` (n, K) arrays."""
+
+    swap_attempts: np.ndarray
+    swap_accepts: np.ndarray
+    accepted: np.ndarray
+
+    @property
+    def swap_rates(self) -> np.ndarray:
+        return self.swap_accepts / np.maximum(self.swap_attempts, 1)
+
+    @property
+    def acceptance_rates(self) -> np.ndarray:
+        return self.accepted.mean(axis=0)
+
+
 @dataclass
-class ReplicaExchangeResult:
+class ReplicaExchangeResult(ExchangeStatistics):
     """Per (sweep, rung) energies and walker labels, saved frames per rung, swap and round-trip statistics."""
 
     temperatures: np.ndarray
@@ -134,14 +151,6 @@ class ReplicaExchangeResult:
     round_trip_times: np.ndarray  # sweeps per completed round trip
     force_evaluations: int
     state: ReplicaExchangeState = field(repr=False)
-
-    @property
-    def swap_rates(self) -> np.ndarray:
-        return self.swap_accepts / np.maximum(self.swap_attempts, 1)
-
-    @property
-    def acceptance_rates(self) -> np.ndarray:
-        return self.accepted.mean(axis=0)
 
     def heat_capacity(self, kB: float = 1.0, n_atoms: int | None = None, discard: float = 0.2) -> np.ndarray:
         """C_V / k_B per rung from the energy fluctuations, Var(U) / (k_B T)², plus 3N/2 if ``n_atoms`` given."""
