@@ -49,14 +49,13 @@ class MultipleHistogram:
         b, m = self.betas[order], means[order]
         f[order] = np.concatenate([[0.0], np.cumsum(0.5 * (m[1:] + m[:-1]) * np.diff(b))])
         f -= f[0]
-        self.n_iter = 0
-        for self.n_iter in range(1, max_iter + 1):  # noqa: B007 - kept as the iteration count
+        self.n_iter, change = 0, np.inf
+        while self.n_iter < max_iter and change >= tol:
             f_new = -logsumexp(-self.betas[:, None] * self.u[None] - self._log_den(f)[None], axis=1)
             f_new -= f_new[0]
             change = np.max(np.abs(f_new - f))
             f = f_new
-            if change < tol:
-                break
+            self.n_iter += 1
         self.converged = change < tol
         self.free_energies = f  # −ln Z(β_k) + ln Z(β_1)
         self.log_den = self._log_den(f)
