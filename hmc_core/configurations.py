@@ -29,12 +29,13 @@ Round trip to netCDF is exact (float64 throughout); conversion to and from lists
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
+
+from hmc_core.atomic_io import atomic_target
 
 SCHEMA = "pesflow.configurations/1"
 UNITS = {"positions": "Å", "cell": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å³"}
@@ -218,17 +219,11 @@ def concat(datasets: Sequence[xr.Dataset]) -> xr.Dataset:
 
 
 def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
-    """Write ``ds`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    """Write ``ds`` to ``path`` atomically and durably (:func:`hmc_core.atomic_io.atomic_target`: temporary
+    file in the same folder, fsync, rename, fsync of the folder); the file gets mode ``0o666 & ~umask``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    with atomic_target(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return path
 
 
