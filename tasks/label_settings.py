@@ -14,7 +14,11 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LADDER_STEPS = ("more_cycles", "damping", "level_shift", "newton")
+# Open shells: second-order (Newton) first. Measured on the (NH3)2+ doublet (PBE/def2-SVP): Newton alone
+# converged in 22 s where damping → level shift → Newton took 154 s (shared/docs/pyscf-notes.md).
+OPEN_SHELL_LADDER = ("newton", "more_cycles", "damping", "level_shift")
 LadderStep = Literal["more_cycles", "damping", "level_shift", "newton"]
+StabilityCheck = Literal["auto", "always", "never"]
 
 
 class LabelSettings(BaseModel):
@@ -34,6 +38,13 @@ class LabelSettings(BaseModel):
         max_cycle            SCF cycles of the first attempt.
         scf_ladder           what to try, in order, when the SCF does not converge (empty: give up at once);
                              each step runs up to max(2·max_cycle, 50) cycles ("more_cycles" twice that).
+                             ``None`` (default) orders it by measured cost: closed shells more_cycles →
+                             damping → level_shift → newton; open shells (spin > 0) newton first.
+        stability_check      after convergence, test the SCF solution for internal instabilities
+                             (PySCF ``stability()``: a lower solution of the same kind exists) and follow
+                             them, re-converging until stable (at most 3 times). ``"auto"``: for open
+                             shells (spin > 0) only; ``"always"``; ``"never"``. The outcome is recorded per
+                             label (``stable``, ``unstable→reoptimised``, ``not checked``).
         grid_level           PySCF DFT integration grid level (0–9).
         grid_response        include the grid-weight derivatives in DFT forces, so forces are the exact
                              derivative of the energy (costs a little more per gradient).
@@ -60,7 +71,8 @@ class LabelSettings(BaseModel):
     spin: int = Field(0, ge=0)
     conv_tol: float = Field(1e-9, gt=0, lt=1e-3)
     max_cycle: int = Field(50, ge=1)
-    scf_ladder: tuple[LadderStep, ...] = LADDER_STEPS
+    scf_ladder: tuple[LadderStep, ...] | None = None
+    stability_check: StabilityCheck = "auto"
     grid_level: int = Field(3, ge=0, le=9)
     grid_response: bool = True
     max_memory: int = Field(4000, ge=100)
@@ -126,6 +138,16 @@ class LabelSettings(BaseModel):
             raise ValueError(f"dispersion {self.dispersion!r} has no parameters for {name!r} in pyscf-dispersion "
                              f"({exc}); choose another functional or dispersion=None") from None
 
+    def ladder(self) -> tuple[str, ...]:
+        """The SCF ladder in use: ``scf_ladder`` if given, else ordered by measured cost for this spin."""
+        if self.scf_ladder is not None:
+            return tuple(self.scf_ladder)
+        return OPEN_SHELL_LADDER if self.spin > 0 else LADDER_STEPS
+
+    def checks_stability(self) -> bool:
+        """Whether converged SCF solutions are tested for instabilities (``stability_check``, spin)."""
+        return self.stability_check == "always" or (self.stability_check == "auto" and self.spin > 0)
+
     def worker_threads(self, n_workers: int | None = None) -> int:
         """OpenMP/BLAS threads per worker so that workers × threads ≈ the cores this process may use."""
         if self.threads_per_worker is not None:
@@ -134,7 +156,10 @@ class LabelSettings(BaseModel):
         return max(1, cores // (n_workers or self.n_workers))
 
     def method_key(self) -> dict:
-        """The settings that change the numbers (the cache key part); workers, memory, ladder do not."""
+        """The settings that change the numbers (the cache key part); workers, memory, ladder do not.
+
+        A stability check can move a label to a lower SCF solution, so whether it runs is part of the key.
+        """
         return {
             "method": self.method,
             "functional": self.functional if self.method == "dft" else None,
@@ -147,4 +172,5 @@ class LabelSettings(BaseModel):
             "grid_level": self.grid_level if self.method == "dft" else None,
             "grid_response": self.grid_response if self.method == "dft" else None,
             "pbc_ke_cutoff": self.pbc_ke_cutoff,
+            "stability_checked": self.checks_stability(),
         }

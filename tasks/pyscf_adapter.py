@@ -7,12 +7,22 @@ periodic combination for which PySCF 2.x has analytic nuclear gradients; anythin
 :func:`check_supported` before an SCF starts.
 
 The SCF ladder: a first attempt with ``max_cycle``; if it does not converge, each step of
-``settings.scf_ladder`` is tried in turn (more cycles from the last density; damping; level shift;
-second-order Newton solver). A configuration that still fails comes back with ``status="failed"``.
+``settings.ladder()`` is tried in turn (more cycles from the last density; damping; level shift;
+second-order Newton solver; Newton first for open shells). A configuration that still fails comes back
+with ``status="failed"``. A converged solution is then tested for internal instabilities when
+``settings.checks_stability()`` (open shells by default) and re-converged from the lower solution PySCF
+finds; :attr:`LabelResult.stability` records the outcome.
+
+Basis sets that come with effective core potentials (def2 beyond Kr, LANL2DZ, SBKJC, CRENBL, Stuttgart,
+cc-pVnZ-PP, …) get their ECP for every element whose definition has one (:func:`ecp_elements`); a basis
+that lacks the core functions of an element and has no ECP for it is refused (:func:`check_elements`),
+as are GTH bases on open boundaries (:func:`check_supported`): they are made for pseudopotentials in
+periodic cells.
 """
 
 from __future__ import annotations
 
+import math
 import time
 import warnings
 from dataclasses import dataclass
@@ -20,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyscf
 from pyscf import dft, gto, lib, mp, scf
-from pyscf.data.elements import ELEMENTS
+from pyscf.data.elements import CONFIGURATION, ELEMENTS
 
 from tasks.label_settings import LabelSettings
 
@@ -34,6 +44,8 @@ _counters = {"scf_runs": 0}
 _DAMPING = 0.5  # fraction of the previous Fock matrix mixed in
 _LEVEL_SHIFT = 0.5  # Hartree added to virtual orbital energies
 _LADDER_MIN_CYCLES = 50  # each ladder step may run at least this many cycles (or twice max_cycle)
+_STABILITY_ROUNDS = 3  # instabilities followed (stability analysis + re-converged SCF) before giving up
+STABLE, REOPTIMISED, NOT_CHECKED = "stable", "unstable→reoptimised", "not checked"
 _PERIODIC_PSEUDO = {"hf": "gth-hf-rev", "pbe": "gth-pbe", "lda": "gth-pade", "pade": "gth-pade", "blyp": "gth-blyp",
                     "bp86": "gth-bp", "pbesol": "gth-pbesol", "olyp": "gth-olyp"}
 
@@ -52,7 +64,9 @@ class LabelResult:
     """One label: ``energy`` eV and ``forces`` (n_atoms, 3) eV/Å (NaN when ``status == "failed"``).
 
     ``dm`` is the converged AO density matrix (for warm starts), ``scf_cycles`` the cycles of all attempts,
-    ``ladder_step`` the ladder step that converged (``"none"`` = the first attempt), ``wall_time`` seconds.
+    ``ladder_step`` the ladder step that converged (``"none"`` = the first attempt), ``wall_time`` seconds,
+    ``stability`` the outcome of the SCF stability check (``"stable"``, ``"unstable→reoptimised"``: the first
+    solution was a saddle and the label is that of the lower, stable one; ``"not checked"``).
     """
 
     energy: float
@@ -63,6 +77,7 @@ class LabelResult:
     ladder_step: str
     wall_time: float
     dm: np.ndarray | None = None
+    stability: str = NOT_CHECKED
 
 
 def is_periodic(pbc: np.ndarray) -> bool:
@@ -79,6 +94,12 @@ def check_supported(settings: LabelSettings, pbc: np.ndarray) -> None:
     """Raise :class:`UnsupportedLabelError` if PySCF cannot give energy and analytic forces for this system."""
     pbc = np.asarray(pbc, dtype=bool)
     if not pbc.any():
+        if is_gth(settings.basis):
+            raise UnsupportedLabelError(
+                f"basis {settings.basis!r} is a GTH valence basis for pseudopotentials in periodic cells "
+                "(pyscf.pbc); on an open-boundary molecule or cluster it has no core and gives wrong energies "
+                "and forces. Use an all-electron or ECP basis such as def2-svp (or sto-3g, cc-pvdz), or give "
+                "the structure a periodic cell with pbc all True")
         return
     supported = ("supported for periodic cells: method 'hf' or 'dft' with an LDA/GGA functional without exact "
                  "exchange (pbe, lda, blyp, bp86, pbesol), a GTH basis (gth-szv, gth-dzvp, ...), no dispersion, "
@@ -101,18 +122,89 @@ def check_supported(settings: LabelSettings, pbc: np.ndarray) -> None:
                                     f"pseudopotentials and a GTH basis; {supported}")
 
 
+def is_gth(basis: str) -> bool:
+    """Whether ``basis`` names a GTH basis (valence-only, for GTH pseudopotentials in periodic cells)."""
+    return basis.strip().lower().startswith("gth")
+
+
+# Basis families whose ECP PySCF files under the family's name, not the basis's (e.g. ccECP-cc-pVDZ → ccECP).
+_ECP_FAMILIES = (("ccecpccpv", "ccecp"), ("ccecpaugccpv", "ccecp"), ("bfdv", "bfd"))
+
+
+def _load_ecp(name: str, symbol: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "ECP may be available in basis-set-exchange"
+        try:
+            return gto.basis.load_ecp(name, symbol)
+        except Exception:  # PySCF raises for names it has no ECP file for; then there is none
+            return None
+
+
+def ecp_elements(basis: str, symbols) -> dict[str, str]:
+    """``{symbol: ECP name}`` for each element whose definition of ``basis`` in PySCF comes with an ECP.
+
+    E.g. ``lanl2dz``: Na and heavier; ``def2-*``: Rb and heavier; ``ccecp-cc-pvdz``: every element
+    (ECP ``ccecp``); ``sto-3g``, ``cc-pvdz``: none.
+    """
+    if is_gth(basis):
+        return {}
+    compact = basis.lower().replace("-", "").replace("_", "").replace(" ", "")
+    names = [basis] + [ecp for prefix, ecp in _ECP_FAMILIES if compact.startswith(prefix)]
+    out = {}
+    for symbol in sorted(set(symbols)):
+        for name in names:
+            if _load_ecp(name, symbol):
+                out[symbol] = name
+                break
+    return out
+
+
+def _contracted_per_l(shells) -> dict[int, int]:
+    """Contracted functions per angular momentum of a PySCF basis definition ``[[l, (kappa,) [e, c…], …]``."""
+    count: dict[int, int] = {}
+    for shell in shells:
+        rows = [r for r in shell[1:] if isinstance(r, list | tuple)]
+        if rows:
+            count[shell[0]] = count.get(shell[0], 0) + len(rows[0]) - 1
+    return count
+
+
+def _occupied_shells_per_l(z: int) -> dict[int, int]:
+    """Occupied shells per angular momentum of the free atom's ground configuration (1s 2s 2p … for Z)."""
+    return {lq: math.ceil(n / (2 * (2 * lq + 1))) for lq, n in enumerate(CONFIGURATION[z]) if n}
+
+
 def check_elements(species: np.ndarray, settings: LabelSettings, periodic: bool) -> None:
-    """Raise ValueError naming any element the basis (or, for cells, the pseudopotential) does not cover."""
+    """Raise ValueError naming any element the basis (or, for cells, the pseudopotential) does not cover.
+
+    On open boundaries an element without an ECP must also have core functions: at least as many contracted
+    functions per angular momentum as the atom has occupied shells (a minimal basis). A valence-only basis
+    (e.g. lanl2dz for I) without its ECP would put all electrons into valence functions: energies wrong by
+    thousands of eV, no error from PySCF.
+    """
+    ecps = {} if periodic else ecp_elements(settings.basis, [ELEMENTS[int(z)] for z in species])
     for z in sorted({int(z) for z in species}):
         symbol = ELEMENTS[z]
         try:
             with warnings.catch_warnings():  # PySCF's hint to install basis-set-exchange; our error says more
                 warnings.simplefilter("ignore", UserWarning)
-                if not gto.basis.load(settings.basis, symbol):
+                shells = gto.basis.load(settings.basis, symbol)
+                if not shells:
                     raise KeyError(symbol)
         except Exception:
             raise ValueError(f"element {symbol} (Z={z}) is not covered by basis {settings.basis!r}; choose a basis "
                              f"that has it (e.g. def2-svp covers H–Rn)") from None
+        if not periodic and symbol not in ecps:
+            have, need = _contracted_per_l(shells), _occupied_shells_per_l(z)
+            short = [lq for lq, n in need.items() if have.get(lq, 0) < n]
+            if short:
+                letters = "spdfg"
+                raise ValueError(
+                    f"basis {settings.basis!r} has no effective core potential for {symbol} (Z={z}) in PySCF and "
+                    f"too few functions for its core ({', '.join(f'{have.get(lq, 0)} {letters[lq]}' for lq in short)}"
+                    f" functions for {', '.join(f'{need[lq]} occupied {letters[lq]} shells' for lq in short)}): "
+                    f"it is a valence basis whose ECP is missing, so the label would be wrong. Choose a basis that "
+                    f"comes with an ECP for {symbol} (e.g. def2-svp, lanl2dz) or an all-electron one")
         if periodic:
             from pyscf.pbc.gto import pseudo
 
@@ -137,9 +229,10 @@ def build_system(species: np.ndarray, positions: np.ndarray, cell: np.ndarray, p
         if settings.pbc_ke_cutoff is not None:
             system.ke_cutoff = settings.pbc_ke_cutoff / HARTREE_EV
     else:
+        if is_gth(settings.basis):
+            check_supported(settings, pbc)  # raises: GTH bases are for periodic cells
         system = gto.Mole()
-        if settings.basis.startswith("def2"):  # def2 basis sets use ECPs beyond Kr
-            system.ecp = {ELEMENTS[int(z)]: settings.basis for z in set(species.tolist()) if z > 36}
+        system.ecp = ecp_elements(settings.basis, [ELEMENTS[int(z)] for z in species])
     system.atom = atoms
     system.unit = "Bohr"
     system.basis = settings.basis
@@ -212,7 +305,7 @@ def converge(system, settings: LabelSettings, dm0: np.ndarray | None = None):
     cycles, ok = _run_scf(mf, dm0)
     if ok:
         return mf, cycles, "none"
-    for step in settings.scf_ladder:
+    for step in settings.ladder():
         # "more cycles" and "newton" continue from the last density; damping and level shift restart
         # from the initial guess, since the last density may be the oscillation they are meant to stop.
         start = mf.make_rdm1() if step in ("more_cycles", "newton") else dm0
@@ -224,10 +317,40 @@ def converge(system, settings: LabelSettings, dm0: np.ndarray | None = None):
     return mf, cycles, None
 
 
+def _plain(mf):
+    """The plain SCF object behind a Newton (second-order) wrapper."""
+    return mf.undo_soscf() if hasattr(mf, "undo_soscf") else mf
+
+
+def follow_instabilities(mf, system, settings: LabelSettings, cycles: int):
+    """Test a converged ``mf`` for internal instabilities and re-converge from the lower solution.
+
+    PySCF's ``stability(internal=True)`` diagonalises the orbital Hessian; a negative eigenvalue means the
+    solution is a saddle and ``mo`` points downhill. The SCF is re-run (with the ladder) from that density,
+    up to 3 times. Returns ``(mf, cycles, outcome)`` with outcome ``"stable"`` or ``"unstable→reoptimised"``;
+    raises RuntimeError when it stays unstable or a re-run fails to converge (the label then fails).
+    """
+    outcome = STABLE
+    for _ in range(_STABILITY_ROUNDS):
+        plain = _plain(mf)
+        mo, _, stable, _ = plain.stability(internal=True, external=False, return_status=True)
+        if stable:
+            return mf, cycles, outcome
+        dm = plain.make_rdm1(mo, plain.mo_occ)
+        mf, more, step = converge(system, settings, dm)
+        cycles += more
+        if step is None:
+            raise RuntimeError("the SCF solution is unstable and the SCF from the lower solution did not converge "
+                               f"({more} cycles)")
+        outcome = REOPTIMISED
+    if _plain(mf).stability(internal=True, external=False, return_status=True)[2]:
+        return mf, cycles, outcome
+    raise RuntimeError(f"the SCF solution is still unstable after {_STABILITY_ROUNDS} reoptimisations")
+
+
 def _gradient(mf, system, settings: LabelSettings) -> tuple[float, np.ndarray]:
     """Total energy (Hartree) and its nuclear gradient (n, 3) Hartree/Bohr for a converged ``mf``."""
-    if hasattr(mf, "undo_soscf"):
-        mf = mf.undo_soscf()  # the Newton wrapper's gradient object is the plain method's
+    mf = _plain(mf)  # the Newton wrapper's gradient object is the plain method's
     if settings.method == "mp2":
         pt = mp.MP2(mf)
         pt.verbose = 0
@@ -253,10 +376,13 @@ def run_label(species: np.ndarray, positions: np.ndarray, cell: np.ndarray, pbc:
             dm0 = None
         mf, cycles, step = converge(system, settings, dm0)
         if step is None:
-            tried = ", ".join(settings.scf_ladder) or "ladder disabled"
+            tried = ", ".join(settings.ladder()) or "ladder disabled"
             return LabelResult(np.nan, nan_forces, "failed",
                                f"SCF not converged to {settings.conv_tol:g} Ha after {cycles} cycles ({tried})",
                                cycles, "failed", time.perf_counter() - start)
+        stability = NOT_CHECKED
+        if settings.checks_stability():
+            mf, cycles, stability = follow_instabilities(mf, system, settings, cycles)
         energy, gradient = _gradient(mf, system, settings)
         dm = np.asarray(mf.make_rdm1())
     except Exception as exc:  # a PySCF failure of this one configuration is data, not a batch crash
@@ -266,7 +392,7 @@ def run_label(species: np.ndarray, positions: np.ndarray, cell: np.ndarray, pbc:
         return LabelResult(np.nan, nan_forces, "failed", "non-finite energy or gradient from PySCF", cycles,
                            step, time.perf_counter() - start)
     return LabelResult(energy * HARTREE_EV, -gradient * FORCE_EV_ANGSTROM, "ok", "", cycles, step,
-                       time.perf_counter() - start, dm)
+                       time.perf_counter() - start, dm, stability)
 
 
 def set_threads(n: int) -> int:

@@ -1,0 +1,137 @@
+"""Field faults of the label stage, fixed by kind (issue 15 §6): basis sets that need an effective core
+potential, GTH (periodic-only) bases on open boundaries, SCF solutions that are saddles, the SCF ladder for
+open shells.
+
+References: "PySCF called directly" = the same method built by hand with ``pyscf.gto.M`` (Å input, ``ecp=``
+set explicitly, conv_tol 1e-11 Ha); energies agree within 1e-6 Ha (2.7e-5 eV), forces within 1e-4 eV/Å
+(the adapter converges to conv_tol 1e-9 Ha).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from ase import Atoms
+
+from tasks.label import LabelInputError, LabelSettings, label_atoms
+from tasks.label_settings import LADDER_STEPS, OPEN_SHELL_LADDER
+from tasks.pyscf_adapter import (
+    FORCE_EV_ANGSTROM,
+    HARTREE_EV,
+    REOPTIMISED,
+    STABLE,
+    build_system,
+    ecp_elements,
+    run_label,
+)
+
+E_TOL = 1e-6 * HARTREE_EV  # eV
+F_TOL = 1e-4  # eV/Å
+OPEN = np.zeros(3, dtype=bool)
+NO_CELL = np.zeros((3, 3))
+HI = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 1.61]])  # Å, near the HI bond length
+OH = np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 0.97]])  # Å, hydroxyl radical
+WATER = np.array([[0.0, 0.0, 0.1173], [0.0, 0.7572, -0.4692], [0.0, -0.7572, -0.4692]])
+
+
+def direct(atom: str, basis: str, ecp=None, spin: int = 0):
+    """(energy Hartree, gradient Hartree/Bohr, mf) from PySCF called by hand, HF."""
+    from pyscf import gto, scf
+
+    mol = gto.M(atom=atom, basis=basis, ecp=ecp or {}, unit="Angstrom", spin=spin, verbose=0)
+    mf = (scf.RHF if spin == 0 else scf.UHF)(mol)
+    mf.conv_tol = 1e-11
+    energy = mf.kernel()
+    return energy, mf.nuc_grad_method().kernel(), mf
+
+
+# --------------------------------------------------------------------------- effective core potentials
+def test_ecp_families_are_recognised():
+    assert ecp_elements("lanl2dz", ["H", "C", "I"]) == {"I": "lanl2dz"}
+    assert ecp_elements("def2-svp", ["H", "Br", "I"]) == {"I": "def2-svp"}  # def2: ECPs from Rb on
+    assert ecp_elements("sto-3g", ["H", "I"]) == {}
+    assert ecp_elements("ccecp-cc-pvdz", ["O", "I"]) == {"O": "ccecp", "I": "ccecp"}  # ECP under the family name
+    assert ecp_elements("gth-szv", ["O"]) == {}
+
+
+@pytest.mark.parametrize(("basis", "n_electrons"), [("lanl2dz", 8), pytest.param("def2-svp", 26,
+                                                                                  marks=pytest.mark.slow)])
+def test_ecp_basis_label_equals_pyscf_with_ecp(basis, n_electrons):
+    """HI with HF: the label is PySCF's with the basis's own ECP on I (without it, LANL2DZ HI has 27 occupied
+    orbitals for 10 functions; iodobenzene gave E = −20322 eV instead of −6563.5 eV)."""
+    settings = LabelSettings(method="hf", basis=basis, density_fit=False, threads_per_worker=1)
+    result = run_label(np.array([1, 53]), HI, NO_CELL, OPEN, settings)
+    assert result.status == "ok", result.reason
+    energy, gradient, _ = direct("H 0 0 0; I 0 0 1.61", basis, ecp={"I": basis})
+    assert abs(result.energy - energy * HARTREE_EV) < E_TOL
+    np.testing.assert_allclose(result.forces, -gradient * FORCE_EV_ANGSTROM, atol=F_TOL)
+    system = build_system(np.array([1, 53]), HI, NO_CELL, OPEN, settings)
+    # H + the electrons of I outside the ECP core: LANL2DZ 53 − 46 = 7 (large core), def2 53 − 28 = 25
+    assert system.nelectron == n_electrons
+
+
+def test_valence_basis_without_its_ecp_is_refused():
+    """MINAO has valence-only functions for I and no ECP in PySCF: a label would be silently wrong."""
+    atoms = [Atoms("HI", positions=HI)]
+    with pytest.raises(LabelInputError, match=r"no effective core potential for I \(Z=53\).*too few functions"):
+        label_atoms(atoms, LabelSettings(method="hf", basis="minao", density_fit=False))
+
+
+# --------------------------------------------------------------------------- GTH on open boundaries
+def test_gth_basis_on_a_molecule_is_refused_with_the_fix():
+    """Water with gth-szv and no cell gave E = −925.9 eV (def2-svp: −2075.5 eV): refused before any SCF."""
+    atoms = [Atoms("OH2", positions=WATER)]
+    with pytest.raises(LabelInputError, match=r"config 0: basis 'gth-szv' is a GTH valence basis .* def2-svp .* "
+                                              r"periodic cell"):
+        label_atoms(atoms, LabelSettings(method="dft", basis="gth-szv"))
+    # the adapter itself refuses too (a label, never a number)
+    result = run_label(np.array([8, 1, 1]), WATER, NO_CELL, OPEN, LabelSettings(method="hf", basis="gth-szv"))
+    assert result.status == "failed" and "GTH valence basis" in result.reason and np.isnan(result.energy)
+
+
+# --------------------------------------------------------------------------- SCF stability
+def test_settings_stability_and_ladder_defaults():
+    closed, open_shell = LabelSettings(), LabelSettings(spin=1)
+    assert not closed.checks_stability() and open_shell.checks_stability()
+    assert LabelSettings(stability_check="always").checks_stability()
+    assert not LabelSettings(spin=1, stability_check="never").checks_stability()
+    assert closed.ladder() == LADDER_STEPS and open_shell.ladder()[0] == "newton"
+    assert open_shell.ladder() == OPEN_SHELL_LADDER
+    assert LabelSettings(spin=1, scf_ladder=("damping",)).ladder() == ("damping",)  # an explicit ladder is kept
+    assert closed.method_key() != LabelSettings(stability_check="always").method_key()  # part of the cache key
+
+
+def _excited_oh_density():
+    """UHF/6-31G OH density with one beta electron promoted (HOMO−1 → LUMO): the SCF converges from it to a
+    saddle 4.22 eV above the ground state (measured with PySCF 2.14)."""
+    energy, gradient, mf = direct("O 0 0 0; H 0 0 0.97", "6-31g", spin=1)
+    occ = mf.mo_occ.copy()
+    n_beta = int(occ[1].sum())
+    occ[1][n_beta - 2], occ[1][n_beta] = 0.0, 1.0
+    return energy, gradient, mf.make_rdm1(mf.mo_coeff, occ)
+
+
+def test_unstable_open_shell_solution_is_followed_to_the_ground_state():
+    energy, gradient, dm_excited = _excited_oh_density()
+    z = np.array([8, 1])
+    settings = LabelSettings(method="hf", basis="6-31g", density_fit=False, spin=1, threads_per_worker=1)
+    unchecked = run_label(z, OH, NO_CELL, OPEN, settings.model_copy(update={"stability_check": "never"}),
+                          dm0=dm_excited)
+    assert unchecked.status == "ok" and unchecked.stability == "not checked"
+    assert unchecked.energy - energy * HARTREE_EV > 1.0  # the saddle the first SCF finds (4.22 eV above)
+    checked = run_label(z, OH, NO_CELL, OPEN, settings, dm0=dm_excited)  # "auto": open shell → checked
+    assert checked.status == "ok" and checked.stability == REOPTIMISED
+    assert abs(checked.energy - energy * HARTREE_EV) < E_TOL
+    np.testing.assert_allclose(checked.forces, -gradient * FORCE_EV_ANGSTROM, atol=F_TOL)
+    plain = run_label(z, OH, NO_CELL, OPEN, settings)
+    assert plain.stability == STABLE and abs(plain.energy - energy * HARTREE_EV) < E_TOL
+
+
+def test_open_shell_ladder_starts_with_newton():
+    """With one DIIS cycle allowed, the open-shell ladder's first rescue is Newton (measured cheapest)."""
+    settings = LabelSettings(method="hf", basis="6-31g", density_fit=False, spin=1, max_cycle=1,
+                             threads_per_worker=1)
+    result = run_label(np.array([8, 1]), OH, NO_CELL, OPEN, settings)
+    energy, _, _ = direct("O 0 0 0; H 0 0 0.97", "6-31g", spin=1)
+    assert result.status == "ok" and result.ladder_step == "newton"
+    assert abs(result.energy - energy * HARTREE_EV) < E_TOL
