@@ -32,9 +32,11 @@ from benchutil import find_lammps, lj_fcc_setup, run_lammps, write_json
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from hmc_core.ladders import run_ladder  # noqa: E402
 from hmc_core.lj_reference import melting_temperature  # noqa: E402
 from hmc_core.order import compute_order, shell_cutoff  # noqa: E402
-from hmc_core.phase import PhaseSystem, lattice, run_ladder  # noqa: E402
+from hmc_core.phase_system import PhaseSystem  # noqa: E402
+from hmc_core.structures import lattice  # noqa: E402
 
 RC = 2.5
 PRESSURE = 1.0

@@ -53,7 +53,7 @@ def melt(
 ):
     """Heat an fcc crystal and cool a liquid at fixed pressure: curves, hysteresis, melting bracket."""
     from flows.phase import MeltingCurveSettings, melting_curve
-    from hmc_core.phase import scan_temperatures
+    from hmc_core.phase_system import scan_temperatures
 
     _check_pressure(pressure)
     p = _pressure_in_bar(element, pressure, pressure_unit)
@@ -96,7 +96,7 @@ def coexist(
 ):
     """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it."""
     from flows.phase import CoexistenceSettings, coexistence
-    from hmc_core.phase import scan_temperatures
+    from hmc_core.phase_system import scan_temperatures
 
     _check_pressure(pressure)
     p = _pressure_in_bar(element, pressure, pressure_unit)
@@ -147,7 +147,8 @@ def seed(
 
     Seeds take the bulk crystal's lattice at (T, P); the liquid first relaxes around the held seed."""
     from flows.phase import SeededSettings, seeded_crystallisation
-    from hmc_core.phase import PhaseSystem, crystal_seed, insert_seed, lattice
+    from hmc_core.phase_system import PhaseSystem
+    from hmc_core.structures import crystal_seed, insert_seed, lattice
 
     _check_pressure(pressure)
     p = _pressure_in_bar(element, pressure, pressure_unit)

@@ -17,7 +17,7 @@ against sweep per T) and ``summary.json`` (the bracket and the published LJ melt
 ``seeded.png`` and ``summary.json`` (outcome per run, critical seed-size bracket per temperature and
 structure, seed survival and growth-mode statistics).
 
-Results are plain xarray/netCDF and JSON; the numerics live in :mod:`hmc_core.phase`, the stage
+Results are plain xarray/netCDF and JSON; the numerics live in ``hmc_core`` (ladders, seeding, coexistence), the stage
 functions in :mod:`tasks.phase`; this module only wires and reports.
 """
 
@@ -34,9 +34,12 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from hmc_core.coexistence import coexistence_bracket
 from hmc_core.configurations import write_netcdf
+from hmc_core.ladders import melting_bracket
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
-from hmc_core.phase import SEED_STRUCTURES, PhaseSystem, coexistence_bracket, lattice, melting_bracket, min_box_height
+from hmc_core.phase_system import PhaseSystem
+from hmc_core.structures import SEED_STRUCTURES, lattice, min_box_height
 from tasks.phase import (
     coexistence_task,
     crystal_task,

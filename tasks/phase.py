@@ -2,7 +2,8 @@
 two-phase coexistence runs.
 
 Plain functions (testable without Prefect) and their Prefect tasks; the numerics are in
-:mod:`hmc_core.phase`. Temperatures in K (rare gases) or T* (LJ); pressures in bar or P*.
+:mod:`hmc_core.structures`, :mod:`hmc_core.ladders`, :mod:`hmc_core.seeding` and
+:mod:`hmc_core.coexistence`. Temperatures in K (rare gases) or T* (LJ); pressures in bar or P*.
 """
 
 from __future__ import annotations
@@ -13,16 +14,11 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import MissingContextError
 
-from hmc_core.phase import (
-    PhaseSystem,
-    add_defects,
-    bulk_crystal,
-    lattice,
-    melt,
-    run_coexistence,
-    run_ladder,
-    run_seeded,
-)
+from hmc_core.coexistence import run_coexistence
+from hmc_core.ladders import melt, run_ladder
+from hmc_core.phase_system import PhaseSystem, bulk_crystal
+from hmc_core.seeding import run_seeded
+from hmc_core.structures import add_defects, lattice
 
 CRYSTAL_DENSITY_REDUCED = 1.0  # starting fcc density ρσ³ (NPT relaxes it within the warm-up)
 
@@ -81,7 +77,7 @@ def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], struc
                temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
                pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0,
                crystal: tuple[float, np.ndarray, np.ndarray] | None = None, n_steps: int = 10) -> xr.Dataset:
-    """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.phase.run_seeded`);
+    """One seeded-crystallisation run from a prepared liquid (see :func:`hmc_core.seeding.run_seeded`);
     ``n_hold`` sweeps with the seed held while the liquid relaxes around it; ``crystal`` a thermalised
     bulk crystal (density, positions, cell) from :func:`crystal_at` (default: made in the run); attrs ``replica``."""
     pos, cell = liquid
@@ -98,7 +94,8 @@ def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], struc
 
 def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: int = 0, n_cells: int = 8,
                pressure_unit: str | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-    """Bulk fcc crystal thermalised at (T, P): (density, positions, cell) (:func:`hmc_core.phase.bulk_crystal`)."""
+    """Bulk fcc crystal thermalised at (T, P): (density, positions, cell)
+    (:func:`hmc_core.phase_system.bulk_crystal`)."""
     out = bulk_crystal(system, temperature, pressure, n_cells=n_cells, seed=seed, pressure_unit=pressure_unit)
     log = _progress()
     if log:
@@ -110,7 +107,7 @@ def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_
                     n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 30,
                     n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, seed: int = 0,
                     pressure_unit: str | None = None) -> xr.Dataset:
-    """One two-phase coexistence run at (T, P) (see :func:`hmc_core.phase.run_coexistence`); logs progress
+    """One two-phase coexistence run at (T, P) (see :func:`hmc_core.coexistence.run_coexistence`); logs progress
     to the Prefect run logger when run as a task."""
     return run_coexistence(system, temperature, pressure, n_cells=n_cells, n_samples=n_samples,
                            analyse_every=analyse_every, n_melt=n_melt, n_hold=n_hold, n_bulk=n_bulk, n_steps=n_steps,

@@ -13,8 +13,8 @@ from scipy.special import sph_harm_y
 
 from hmc_core.hmc import HMCConfig, run_chains
 from hmc_core.order import BCC, FCC, HCP, ICO, OTHER, compute_order, qlm_kernel, shell_cutoff, structure_labels
-from hmc_core.phase import icosahedron, lattice
 from hmc_core.potentials import LennardJones
+from hmc_core.structures import icosahedron, lattice
 
 REFERENCE = {"fcc": (0.19094, 0.57452, FCC), "hcp": (0.09722, 0.48476, HCP), "bcc": (0.03637, 0.51069, BCC)}
 

@@ -9,16 +9,21 @@ so T* = 1.6 melts it for certain and T* = 0.6 keeps it.
 import numpy as np
 import pytest
 
+from hmc_core.coexistence import coexistence_bracket, run_coexistence
+from hmc_core.ladders import melting_bracket, run_ladder
 from hmc_core.lj_reference import melting_temperature
-from hmc_core.phase import (
-    PhaseSystem,
+from hmc_core.order import BCC, FCC, HCP, ICO, structure_labels
+from hmc_core.phase_system import PhaseSystem, bulk_crystal
+from hmc_core.seeding import run_seeded, seeded_outcome
+from hmc_core.structures import (
     add_defects,
     crystal_seed,
+    icosahedron,
     insert_seed,
     lattice,
-    melting_bracket,
-    run_ladder,
-    run_seeded,
+    minimum_image,
+    thermal_seed,
+    two_phase_box,
 )
 
 LJ = PhaseSystem("LJ", cutoff_sigma=2.5)
@@ -51,8 +56,6 @@ def test_liquid_above_melting_line_does_not_crystallise(heating):
 
 
 def test_seeded_run_follows_the_seed(heating):
-    from hmc_core.phase import bulk_crystal
-
     liquid, cell = heating["final_positions"].values, heating["final_cell"].values
     rho_liquid = len(liquid) / abs(np.linalg.det(cell))
     rho_s, c_pos, c_cell = bulk_crystal(LJ, 0.7, 1.0, n_cells=4, n_samples=20, n_warmup=10, seed=1)
@@ -70,13 +73,16 @@ def test_seeded_run_follows_the_seed(heating):
     # has ≥ 7 solid bonds once thermal); a liquid's largest cluster at T* ≥ 1 is a few atoms.
     assert ds.attrs["inserted_largest_cluster"] >= 8
     assert ds["seed_solid_fraction"].values[0] > 0.2
-    assert ds.attrs["outcome"] in ("grew", "dissolved", "undecided") and ds.attrs["n_hold"] == 5
+    # the recorded outcome is the rule applied to the recorded trace (not just any of the three words)
+    size, sweeps = ds["largest_cluster"].values, ds["sweep"].values
+    assert (ds.attrs["outcome"], ds.attrs["settled_largest_cluster"]) == seeded_outcome(size, sweeps,
+                                                                                       ds.attrs["n_settle"])
+    assert ds.attrs["initial_largest_cluster"] == size[0] and ds.attrs["final_largest_cluster"] == size[-1]
+    assert ds.attrs["max_largest_cluster"] == size.max() and ds.attrs["n_hold"] == 5
     assert ds.sizes["frame"] == 3 and list(ds["sweep"].values) == [0, 5, 10]
 
 
 def test_seeded_outcome_rules():
-    from hmc_core.phase import seeded_outcome
-
     sweeps = np.arange(0, 510, 10)
     # a released seed drops at once (thermal surface), then grows back and beyond: grew, judged from ~195
     grows = np.concatenate([[282], np.full(5, 195.0), np.linspace(195, 260, 45)])
@@ -91,8 +97,6 @@ def test_seeded_outcome_rules():
 
 
 def test_thermal_seed_and_density_matched_insertion():
-    from hmc_core.phase import thermal_seed
-
     pos, cell = lattice("fcc", 5, 1.0)
     seed = thermal_seed(pos + 0.01, cell, 79)
     assert seed.shape == (79, 3) and np.allclose(seed[0], 0)
@@ -102,6 +106,44 @@ def test_thermal_seed_and_density_matched_insertion():
     assert is_seed.sum() == 79 and len(host) + 79 - len(new) in range(71, 80)
     with pytest.raises(ValueError, match="too small"):
         thermal_seed(pos, cell, 400)
+
+
+@pytest.mark.parametrize("structure, per_cell, nn_factor, n_first, label", [
+    ("fcc", 4, 2 ** 0.5 / 2, 12, FCC), ("hcp", 4, None, 12, HCP), ("bcc", 2, 3 ** 0.5 / 2, 8, BCC)])
+def test_ase_built_lattices(structure, per_cell, nn_factor, n_first, label):
+    """Lattices from ase.build.bulk: atom count, density, nearest-neighbour distance (fcc a/√2, bcc a√3/2,
+    hcp a with ideal c/a, so that ρ = √2/a³ as in fcc), first-shell count and the a-CNA label of every atom."""
+    rho = 0.9
+    pos, cell = lattice(structure, (3, 4, 5), rho)
+    assert len(pos) == per_cell * 60
+    assert len(pos) / abs(np.linalg.det(cell)) == pytest.approx(rho, rel=1e-12)
+    a_cubic = (per_cell / rho) ** (1 / 3)
+    nn = a_cubic * nn_factor if nn_factor else (2 ** 0.5 / rho) ** (1 / 3)
+    d = np.linalg.norm(minimum_image(pos[:, None] - pos[None], cell), axis=2)
+    d[np.diag_indices(len(pos))] = np.inf
+    assert d.min() == pytest.approx(nn, rel=1e-12)
+    assert np.all(np.sum(np.abs(d - nn) < 1e-9, axis=1) == n_first)
+    assert np.all(structure_labels(pos, cell) == label)
+    with pytest.raises(ValueError, match="unknown lattice 'sc'"):
+        lattice("sc", 2, 1.0)
+
+
+@pytest.mark.parametrize("shells, n_atoms", [(1, 1), (2, 13), (3, 55), (4, 147)])
+def test_ase_built_icosahedra(shells, n_atoms):
+    """ase.cluster.Icosahedron scaled so that neighbours within a shell are ``nn_distance`` apart; the radial
+    spacing is √(φ² + 1)/2 = 0.9511 of it (Mackay, Acta Cryst. 15, 916 (1962)); the centre is icosahedral
+    (12 × 555 a-CNA signatures) for ≥ 2 shells."""
+    x = icosahedron(shells, 1.1)
+    assert x.shape == (n_atoms, 3) and np.allclose(x[0], 0) and np.allclose(x.mean(axis=0), 0, atol=1e-12)
+    if shells == 1:
+        return
+    r = np.sort(np.linalg.norm(x, axis=1))
+    assert r[1:13] == pytest.approx(np.full(12, 1.1 * np.sqrt(1 + ((1 + 5 ** 0.5) / 2) ** 2) / 2), rel=1e-12)
+    first = x[np.argsort(np.linalg.norm(x, axis=1))[1:13]]
+    d = np.linalg.norm(first[:, None] - first[None], axis=2)
+    assert np.sort(d, axis=1)[:, 1:6] == pytest.approx(np.full((12, 5), 1.1), rel=1e-12)  # 5 neighbours in shell
+    labels = structure_labels(x, None, (False, False, False), search_cutoff=1.8)
+    assert labels[0] == ICO
 
 
 def test_seeds_defects_and_bracket():
@@ -154,16 +196,12 @@ def test_argon_in_physical_units():
 def coexistence_runs():
     """Two-phase 4 × 4 × 8 box (512 atoms, r_c = 2.5σ), 40 sweeps: 23 % above T_m (0.95) the crystal melts,
     35 % below (0.5) it grows (T_m ≈ 0.77 at P* = 1)."""
-    from hmc_core.phase import run_coexistence
-
     kw = dict(n_cells=(4, 4, 8), n_samples=40, analyse_every=10, n_melt=40, n_hold=10, n_bulk=30, n_steps=20,
               n_warmup=10)
     return {t: run_coexistence(LJ, t, 1.0, seed=5, **kw) for t in (0.95, 0.5)}
 
 
 def test_coexistence_crystal_melts_above_and_grows_below_tm(coexistence_runs):
-    from hmc_core.phase import coexistence_bracket
-
     hot, cold = coexistence_runs[0.95], coexistence_runs[0.5]
     assert hot.attrs["n_atoms"] == 512 and hot.attrs["volume_mode"] == "z"
     # the lower half stays crystalline through the preparation: the start is about half solid
@@ -183,8 +221,6 @@ def test_coexistence_crystal_melts_above_and_grows_below_tm(coexistence_runs):
 
 
 def test_coexistence_bad_input():
-    from hmc_core.phase import run_coexistence, two_phase_box
-
     with pytest.raises(ValueError, match="twice the cutoff"):
         run_coexistence(LJ, 0.7, 1.0, n_cells=(3, 3, 8), solid_density=1.0)
     with pytest.raises(ValueError, match="temperature must be > 0"):

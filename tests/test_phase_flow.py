@@ -20,7 +20,8 @@ def harness():
 
 def test_melting_curve_pieces(tmp_path):
     from flows.phase import combine_ladders, plot_melting_curve
-    from hmc_core.phase import PhaseSystem, melting_bracket
+    from hmc_core.ladders import melting_bracket
+    from hmc_core.phase_system import PhaseSystem
     from tasks.phase import ladder
 
     system = PhaseSystem("LJ", 2.5)
@@ -39,7 +40,8 @@ def test_melting_curve_pieces(tmp_path):
 
 def test_coexistence_pieces(tmp_path):
     from flows.phase import combine_coexistence, plot_coexistence
-    from hmc_core.phase import PhaseSystem, coexistence_bracket
+    from hmc_core.coexistence import coexistence_bracket
+    from hmc_core.phase_system import PhaseSystem
     from tasks.phase import coexistence_run
 
     system = PhaseSystem("LJ", 2.5)
