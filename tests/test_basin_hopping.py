@@ -40,7 +40,13 @@ def test_pt_basin_hopping_finds_the_lj13_icosahedron_from_random_starts():
     assert len(result.energies) < 200  # stopped at the hit
     assert result.best_force_evaluations <= result.force_evaluations
     assert 0 < result.quench_evaluations < result.force_evaluations
-    assert np.all((result.swap_rates >= 0) & (result.swap_rates <= 1)) and result.swap_attempts.sum() > 0
+    # swaps alternate between even and odd pairs after every completed move (the stopping move has none)
+    rounds = len(result.energies) - 1
+    assert list(result.swap_attempts) == [len(range(k % 2, rounds, 2)) for k in range(3)]
+    assert 0 < result.swap_accepts.sum() and np.all(result.swap_accepts <= result.swap_attempts)
+    np.testing.assert_array_equal(result.swap_rates, result.swap_accepts / result.swap_attempts)
+    # a rung holds the best minimum at the end, and no rung ever held an energy below it
+    assert result.energies[-1].min() == result.best_energy and np.nanmin(result.energies) == result.best_energy
     energies = [e for e, _ in result.minima]
     assert energies == sorted(energies) and energies[0] == pytest.approx(E_LJ13, abs=1e-5)
     # every rung holds a local minimum after each move
