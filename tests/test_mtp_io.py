@@ -116,3 +116,95 @@ def test_malformed_cfg(tmp_path):
     path.write_text("BEGIN_CFG\n Size\n 1\n AtomData: id type cartes_x cartes_y cartes_z\n 1 4 0 0 0\nEND_CFG\n")
     with pytest.raises(MTPFileError, match="atom types"):
         read_cfg(path, species=[42])
+
+
+# --------------------------------------------------------------------------- dialects motep reads (issue 15 §6)
+def _motep_energy_forces(data, atoms):
+    calc_mod = pytest.importorskip("motep.calculator")
+    try:
+        calc = calc_mod.MTP(data, engine="cext")
+    except ImportError:
+        calc = calc_mod.MTP(data, engine="numpy")
+    a = atoms.copy()
+    a.calc = calc
+    return a.get_potential_energy(), a.get_forces()
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["grouped-min-max-size", "flat-min_dist"])
+def test_motep_written_mtp_reads_and_evaluates_as_motep(shared_data, tmp_path, legacy):
+    """motep 0.2's writer (default: grouped ``min``/``max``/``size`` keys and ``radial_coeffs`` before
+    ``radial_funcs_count``; legacy: flat keys) → pesflow: the same potential, energies and forces equal to
+    motep's own evaluation of the data it wrote (relative 1e-8; test_mtp_evaluate.py's tolerance)."""
+    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    data = motep_mtp.read_mtp(shared_data / "mtp" / "multi_level06.mtp")
+    path = tmp_path / "motep.mtp"
+    motep_mtp.write_mtp(path, data, legacy=legacy)
+    text = path.read_text()
+    assert ("\tmin = " in text) != legacy and ("radial_funcs_count" in text.split("radial_coeffs")[0]) == legacy
+    mtp = read_mtp(path, species=[42, 3, 1])
+    np.testing.assert_array_equal(mtp.radial_coeffs, data.radial_coeffs)
+    np.testing.assert_array_equal(mtp.moment_coeffs, data.moment_coeffs)
+    assert (mtp.min_dist, mtp.max_dist, mtp.radial_basis_size) == (0.5, 5.0, 8)
+    a = bulk("Mo", "bcc", a=3.16, cubic=True).repeat(2)
+    a.rattle(0.1, seed=2)
+    a.numbers[::3], a.numbers[1::5] = 3, 1
+    data.species = [42, 3, 1]
+    e_ref, f_ref = _motep_energy_forces(data, a)
+    ours = mtp.evaluate(a.positions, a.numbers, a.cell[:], a.pbc)
+    assert abs(ours["energy"] - e_ref) <= 1e-8 * abs(e_ref)
+    assert np.abs(ours["forces"] - f_ref).max() <= 1e-8 * np.abs(f_ref).max()
+
+
+def test_motep_written_untrained_template_reads(shared_data, tmp_path):
+    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    data = motep_mtp.read_mtp(shared_data / "mtp" / "multi_level10_untrained.mtp")
+    path = tmp_path / "untrained.mtp"
+    motep_mtp.write_mtp(path, data)
+    assert read_basis(path).same_as(read_basis(shared_data / "mtp" / "multi_level10_untrained.mtp"))
+
+
+def test_magnetic_mtp_is_refused_by_name(shared_data, tmp_path):
+    """An MLIP-3 magnetic MTP written by motep (magnetic_basis_type section): not a count error."""
+    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    from motep.potentials.mmtp.data import MagMTPData
+
+    data = MagMTPData.from_base(motep_mtp.read_mtp(shared_data / "mtp" / "cubic_level10.mtp"))
+    path = tmp_path / "mag.mtp"
+    motep_mtp.write_mtp(path, data)
+    line = 1 + path.read_text().splitlines().index("magnetic_basis_type = BChebyshev")
+    with pytest.raises(MTPFileError, match=rf"mag.mtp:{line}: magnetic MTP not supported"):
+        read_mtp(path, species=[42])
+    flat = tmp_path / "flat_mag.mtp"  # the older flat magnetic keys
+    flat.write_text((shared_data / "mtp" / "cubic_level10.mtp").read_text().replace(
+        "alpha_moments_count", "min_mag = -3.5\nalpha_moments_count"))
+    with pytest.raises(MTPFileError, match="magnetic MTP not supported"):
+        read_basis(flat)
+
+
+def _line_of(text: str, start: str) -> int:
+    return 1 + next(n for n, line in enumerate(text.splitlines()) if line.strip().startswith(start))
+
+
+@pytest.mark.parametrize(("old", "new", "key", "match"), [
+    ("radial_funcs_count = 3", "radial_funcs_count = 4", "radial_funcs_count",
+     r"radial_funcs_count = 4 but species pair 0-0 \(line \d+\) has 3 rows"),
+    ("alpha_index_basic_count = 25", "alpha_index_basic_count = 24", "alpha_index_basic_count",
+     r"alpha_index_basic_count = 24 but alpha_index_basic \(line \d+\) has 25 entries"),
+    ("alpha_index_times_count = 42", "alpha_index_times_count = 43", "alpha_index_times_count",
+     "alpha_index_times_count = 43 but"),
+    ("alpha_moments_count = 41", "alpha_moments_count = 45", "alpha_moments_count",
+     r"alpha_moments_count = 45 but the file defines 41 moments \(25 in alpha_index_basic \+ 16"),
+    ("alpha_moments_count = 41", "alpha_moments_count = 40", "alpha_moments_count",
+     "alpha_moments_count = 40 but the file defines 41 moments"),
+    ("radial_basis_size = 8", "radial_basis_size = 9", "{", r"8 radial coefficients, expected radial_basis_size = 9"),
+    ("species_count = 1", "species_count = 2", "radial_coeffs",
+     r"radial_coeffs has 1 species pairs, species_count = 2 \(line 5\) needs 4"),
+])
+def test_wrong_counts_point_at_the_right_line(shared_data, tmp_path, old, new, key, match):
+    text = (shared_data / "mtp" / "cubic_level10.mtp").read_text()
+    assert old in text
+    bad = text.replace(old, new)
+    path = tmp_path / "bad.mtp"
+    path.write_text(bad)
+    with pytest.raises(MTPFileError, match=rf"bad.mtp:{_line_of(bad, key)}: {match}"):
+        read_mtp(path, species=[42])

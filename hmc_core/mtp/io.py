@@ -42,73 +42,136 @@ def _floats(text: str, where: str) -> np.ndarray:
         raise MTPFileError(f"{where}: expected numbers, got {text.strip()[:60]!r}") from err
 
 
+# Radial-basis keys of the dialects motep 0.2 reads: flat (MLIP-2: min_dist, max_dist, radial_basis_size), old
+# grouped (min_val, max_val, basis_size) and grouped (motep's default writer: min, max, size under the
+# radial_basis_type line).
+_RADIAL_KEYS = {"min_dist": "min_dist", "max_dist": "max_dist", "radial_basis_size": "radial_basis_size",
+                "min_val": "min_dist", "max_val": "max_dist", "basis_size": "radial_basis_size",
+                "min": "min_dist", "max": "max_dist", "size": "radial_basis_size"}
+_GROUPED_KEYS = {"min_val", "max_val", "basis_size", "min", "max", "size"}
+_MAGNETIC_KEYS = {"magnetic_basis_type", "min_mag", "max_mag", "mag_basis_size"}
+_INT_KEYS = ("species_count", "radial_basis_size", "radial_funcs_count", "alpha_moments_count",
+             "alpha_index_basic_count", "alpha_index_times_count", "alpha_scalar_moments")
+
+
+def _radial_block(lines: list[str], k: int, path: Path) -> tuple[dict, int]:
+    """Parse the ``radial_coeffs`` block starting at line index ``k`` (after its header) without needing
+    ``radial_funcs_count`` (motep's default writer puts that key after the block). Returns
+    ``({(a, b): (line of the pair header, [(line, row), …])}, index of the first line after the block)``."""
+    pairs: dict = {}
+    current = None
+    while k < len(lines):
+        text = lines[k].strip()
+        if not text:
+            k += 1
+            continue
+        if text.startswith("{"):
+            if current is None:
+                raise MTPFileError(f"{path}:{k + 1}: radial coefficients before a species pair like '0-1'")
+            pairs[current][1].append((k + 1, _floats(text, f"{path}:{k + 1}")))
+        elif "=" in text:
+            break
+        else:
+            try:
+                a, b = (int(v) for v in text.split("-"))
+            except ValueError as err:
+                raise MTPFileError(f"{path}:{k + 1}: expected a species pair like '0-1' or a row of radial "
+                                   f"coefficients {{…}}, got {text[:60]!r}") from err
+            if (a, b) in pairs:
+                raise MTPFileError(f"{path}:{k + 1}: species pair {a}-{b} appears twice in radial_coeffs")
+            current = (a, b)
+            pairs[current] = (k + 1, [])
+        k += 1
+    return pairs, k
+
+
+def _radial_coeffs(fields: dict, where: dict, path: Path) -> np.ndarray:
+    """The (s, s, radial_funcs_count, radial_basis_size) array of a parsed block, every count checked."""
+    s, n_mu, nb = fields["species_count"], fields["radial_funcs_count"], fields["radial_basis_size"]
+    coeffs = np.zeros((s, s, n_mu, nb))
+    pairs = fields.pop("_radial_pairs")
+    for (a, b), (line, rows) in pairs.items():
+        if not (0 <= a < s and 0 <= b < s):
+            raise MTPFileError(f"{path}:{line}: species pair {a}-{b} outside 0..{s - 1} "
+                               f"(species_count = {s} at line {where['species_count']})")
+        if len(rows) != n_mu:
+            raise MTPFileError(f"{path}:{where['radial_funcs_count']}: radial_funcs_count = {n_mu} but species "
+                               f"pair {a}-{b} (line {line}) has {len(rows)} rows of radial coefficients")
+        for mu, (row_line, row) in enumerate(rows):
+            if row.size != nb:
+                raise MTPFileError(f"{path}:{row_line}: {row.size} radial coefficients, expected radial_basis_size = "
+                                   f"{nb} (line {where['radial_basis_size']})")
+            coeffs[a, b, mu] = row
+    if len(pairs) != s * s:
+        missing = [f"{a}-{b}" for a in range(s) for b in range(s) if (a, b) not in pairs]
+        raise MTPFileError(f"{path}:{where['radial_coeffs']}: radial_coeffs has {len(pairs)} species pairs, "
+                           f"species_count = {s} (line {where['species_count']}) needs {s * s}; missing {missing[:6]}")
+    return coeffs
+
+
 def read_mtp_fields(path: str | os.PathLike) -> dict:
-    """Parse a ``.mtp`` file into a dict of raw fields (arrays for lists); raises :class:`MTPFileError`."""
+    """Parse a ``.mtp`` file into a dict of raw fields (arrays for lists); raises :class:`MTPFileError`.
+
+    Reads every dialect motep 0.2 reads (flat ``min_dist``/``max_dist``/``radial_basis_size``, grouped
+    ``min``/``max``/``size`` or ``min_val``/``max_val``/``basis_size`` under ``radial_basis_type``,
+    ``radial_coeffs`` before or after ``radial_funcs_count``) and refuses MLIP-3 magnetic MTPs by name.
+    Errors name the file and the line of the offending key (``fields["_lines"]`` maps keys to lines).
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError as err:
+    except (OSError, UnicodeDecodeError) as err:
         raise MTPFileError(f"cannot read MTP file {path}: {err}") from err
     if not lines or lines[0].strip() != "MTP":
         raise MTPFileError(f"{path}: line 1 must be 'MTP' (is this an MLIP .mtp file?)")
     fields: dict = {}
+    where: dict = {}
+    section = None  # "radial" after radial_basis_type: the grouped keys belong to it
     k = 1
     while k < len(lines):
         line = lines[k].strip()
-        where = f"{path}:{k + 1}"
+        at = f"{path}:{k + 1}"
         k += 1
         if not line:
             continue
         if line == "radial_coeffs":
-            try:
-                s = int(fields["species_count"])
-                n_mu = int(fields["radial_funcs_count"])
-                nb = int(fields["radial_basis_size"])
-            except KeyError as err:
-                raise MTPFileError(f"{where}: radial_coeffs before {err.args[0]} is given") from err
-            coeffs = np.zeros((s, s, n_mu, nb))
-            for _ in range(s * s):
-                if k >= len(lines):
-                    raise MTPFileError(f"{path}: file ends inside radial_coeffs")
-                head = lines[k].strip()
-                try:
-                    a, b = (int(v) for v in head.split("-"))
-                except ValueError as err:
-                    raise MTPFileError(f"{path}:{k + 1}: expected a species pair like '0-1', got {head!r}") from err
-                if not (0 <= a < s and 0 <= b < s):
-                    raise MTPFileError(f"{path}:{k + 1}: species pair {head} outside 0..{s - 1}")
-                k += 1
-                for mu in range(n_mu):
-                    if k >= len(lines):
-                        raise MTPFileError(f"{path}: file ends inside radial_coeffs")
-                    row = _floats(lines[k], f"{path}:{k + 1}")
-                    if row.size != nb:
-                        raise MTPFileError(f"{path}:{k + 1}: {row.size} radial coefficients, expected "
-                                           f"radial_basis_size = {nb}")
-                    coeffs[a, b, mu] = row
-                    k += 1
-            fields["radial_coeffs"] = coeffs
+            if "species_count" not in fields:
+                raise MTPFileError(f"{at}: radial_coeffs before species_count is given")
+            where["radial_coeffs"] = k
+            fields["_radial_pairs"], k = _radial_block(lines, k, path)
             continue
         if "=" not in line:
-            raise MTPFileError(f"{where}: expected 'key = value', got {line[:60]!r}")
+            raise MTPFileError(f"{at}: expected 'key = value', got {line[:60]!r}")
         key, value = (v.strip() for v in line.split("=", 1))
-        key = {"min_val": "min_dist", "max_val": "max_dist", "basis_size": "radial_basis_size"}.get(key, key)
+        if key in _MAGNETIC_KEYS:
+            raise MTPFileError(f"{at}: magnetic MTP not supported ({key}: an MLIP-3 magnetic moment tensor "
+                               "potential); pesflow reads and evaluates non-magnetic MTPs only")
+        if key in _GROUPED_KEYS and section != "radial":
+            raise MTPFileError(f"{at}: {key} outside a basis section (it belongs under 'radial_basis_type = …')")
+        if key == "radial_basis_type":
+            section = "radial"
+        key = _RADIAL_KEYS.get(key, key)
+        if key in where:
+            raise MTPFileError(f"{at}: {key} is given twice (first at line {where[key]})")
+        where[key] = k
         if key in ("alpha_index_basic", "alpha_index_times"):
-            vals = _ints(value, where)
+            vals = _ints(value, at)
             if vals.size % 4:
-                raise MTPFileError(f"{where}: {key} entries must have 4 integers each")
+                raise MTPFileError(f"{at}: {key} entries must have 4 integers each")
             fields[key] = vals.reshape(-1, 4)
         elif key == "alpha_moment_mapping":
-            fields[key] = _ints(value, where)
+            fields[key] = _ints(value, at)
         elif key in ("species_coeffs", "moment_coeffs"):
-            fields[key] = _floats(value, where)
+            fields[key] = _floats(value, at)
         elif key in ("scaling", "min_dist", "max_dist"):
-            fields[key] = float(_floats(value, where)[0]) if value else None
-        elif key in ("species_count", "radial_basis_size", "radial_funcs_count", "alpha_moments_count",
-                     "alpha_index_basic_count", "alpha_index_times_count", "alpha_scalar_moments"):
-            vals = _ints(value, where)
+            vals = _floats(value, at)
             if vals.size != 1:
-                raise MTPFileError(f"{where}: {key} must be one integer")
+                raise MTPFileError(f"{at}: {key} must be one number")
+            fields[key] = float(vals[0])
+        elif key in _INT_KEYS:
+            vals = _ints(value, at)
+            if vals.size != 1:
+                raise MTPFileError(f"{at}: {key} must be one integer")
             fields[key] = int(vals[0])
         else:
             fields[key] = value
@@ -119,12 +182,24 @@ def read_mtp_fields(path: str | os.PathLike) -> dict:
     if missing:
         raise MTPFileError(f"{path}: missing fields {missing}")
     if fields["radial_basis_type"] != "RBChebyshev":
-        raise MTPFileError(f"{path}: radial_basis_type {fields['radial_basis_type']!r} is not supported "
-                           "(only RBChebyshev)")
+        raise MTPFileError(f"{path}:{where['radial_basis_type']}: radial_basis_type "
+                           f"{fields['radial_basis_type']!r} is not supported (only RBChebyshev)")
     for key, n in (("alpha_index_basic", "alpha_index_basic_count"), ("alpha_index_times", "alpha_index_times_count"),
                    ("alpha_moment_mapping", "alpha_scalar_moments")):
         if n in fields and len(fields[key]) != fields[n]:
-            raise MTPFileError(f"{path}: {n} = {fields[n]} but {key} has {len(fields[key])} entries")
+            raise MTPFileError(f"{path}:{where[n]}: {n} = {fields[n]} but {key} (line {where[key]}) has "
+                               f"{len(fields[key])} entries")
+    basic, times = fields["alpha_index_basic"], fields["alpha_index_times"]
+    targets = np.unique(times[:, 3]) if len(times) else np.zeros(0, dtype=np.int32)
+    expected = len(basic) + len(targets)
+    if fields["alpha_moments_count"] != expected:
+        raise MTPFileError(f"{path}:{where['alpha_moments_count']}: alpha_moments_count = "
+                           f"{fields['alpha_moments_count']} but the file defines {expected} moments "
+                           f"({len(basic)} in alpha_index_basic + {len(targets)} contraction results in "
+                           "alpha_index_times)")
+    if "_radial_pairs" in fields:
+        fields["radial_coeffs"] = _radial_coeffs(fields, where, path)
+    fields["_lines"] = where
     return fields
 
 
