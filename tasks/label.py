@@ -4,16 +4,33 @@ Plain function :func:`label_configurations` (testable without Prefect), its Pref
 and helpers :func:`label_atoms` (a list of ASE ``Atoms`` in) and :func:`label_file` (file in, netCDF out).
 
 The whole batch is validated before any SCF starts (:func:`check_batch`). Labels are cached on disk
-(:mod:`tasks.label_cache`), warm-started from the nearest labeled geometry of the same molecule, and run
-in separate processes when ``n_workers > 1`` (workers × threads = cores). A configuration whose SCF
-does not converge after the ladder is recorded with ``status="failed"`` and NaN labels; the batch goes on.
+(:mod:`tasks.label_cache`; every entry is verified against the question before it is used), warm-started from
+the nearest cached geometry of the same molecule, and run in separate processes when ``n_workers > 1``. A
+configuration whose SCF does not converge after the ladder is recorded with ``status="failed"`` and NaN
+labels; the batch goes on.
+
+Deterministic labels: a label is a function of its configuration, the settings and the cache's content before
+the call, bit for bit, whatever ``n_workers`` is. Two things make it so:
+
+- Each PySCF calculation runs with one OpenMP/BLAS thread unless ``settings.threads_per_worker`` asks for
+  more (parallelism comes from worker processes). Measured (water, HF and PBE/6-31G, PySCF 2.14): one thread
+  gives bit-identical repeats; two threads differ from run to run by up to 5e-12 eV and 7e-12 eV/Å, since
+  OpenMP reductions add in a scheduling-dependent order. Rounding stored labels (say to 1e-9 eV) would not
+  cure that: a value near a rounding boundary still flips, with probability ~noise/grid per number (~5 % of
+  water labels at 1e-9 eV). An explicit ``threads_per_worker > 1`` trades this reproducibility for speed on
+  large molecules (pyscf-notes: 1.5x on 144+ basis functions).
+- The warm-start guess of every configuration is chosen here, before any job runs, among cache entries that
+  are not configurations of this call (nearest geometry, ties by key): it does not depend on which worker
+  finishes first, nor on labels of this call finished before a kill (a resumed call picks the same guesses).
+  Without a cache there are no warm starts. Results still depend on the guess at the SCF tolerance (at the
+  default ``conv_tol`` 1e-9 Ha: energies ~1e-8 eV, forces ~1e-4 eV/Å), so the same configurations labeled with
+  an empty cache and with a filled one agree to that tolerance, not bitwise.
 
 Variables added per configuration: ``energy`` (eV), ``forces`` (eV/Å), ``status`` ("ok"/"failed"),
 ``reason``, ``scf_cycles``, ``wall_time`` (s), ``warm_start`` (1 if started from a stored density),
 ``warm_start_rmsd`` (Å from the geometry whose density was used), ``cache_hit``, ``scf_ladder_step``
 (``"none"`` = converged at the first attempt). For cache hits ``scf_cycles`` and ``wall_time`` are those of the
-original calculation. Parallel and serial runs agree to SCF convergence (warm-start guesses differ per worker):
-at the default ``conv_tol`` 1e-9 Ha, energies to ~1e-8 eV and forces to ~1e-4 eV/Å.
+original calculation.
 """
 
 from __future__ import annotations
@@ -38,7 +55,7 @@ from hmc_core.configurations import (
     write_netcdf,
 )
 from hmc_core.neighbors import NeighborList
-from tasks.label_cache import DensityMemory, LabelCache, family_hash, label_key
+from tasks.label_cache import LabelCache, LabelQuestion, labeler_identity
 from tasks.label_settings import LabelSettings
 from tasks.label_worker import LabelJob, LabelOutcome, init_worker, run_in_worker, run_job
 
@@ -128,21 +145,25 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
         raise LabelInputError(str(exc)) from None
 
 
-def _jobs(configs: xr.Dataset, settings: LabelSettings, version: str) -> list[LabelJob]:
-    jobs = []
-    method_key = settings.method_key()
+def calculation_threads(settings: LabelSettings) -> int:
+    """OpenMP/BLAS threads of one PySCF calculation: ``settings.threads_per_worker``, default 1 (the only count
+    that gives bit-reproducible labels; see the module docstring)."""
+    return settings.threads_per_worker or 1
+
+
+def _questions(configs: xr.Dataset, settings: LabelSettings, version: str) -> list[LabelQuestion]:
+    method_key, labeler = settings.method_key(), labeler_identity(version)
+    questions = []
     for k in range(configs.sizes["config"]):
         pos, species, cell, pbc = config_arrays(configs, k)
-        family = family_hash(species, pbc, method_key, version)
-        jobs.append(LabelJob(k, species, pos, cell, pbc, family,
-                             label_key(family, pos, cell, settings.position_tolerance)))
-    return jobs
+        questions.append(LabelQuestion(species, pos, cell, pbc, method_key, labeler, settings.position_tolerance))
+    return questions
 
 
 def _run_parallel(jobs: list[LabelJob], settings: LabelSettings, cache_dir: str | None, n_workers: int,
                   on_done: Callable[[LabelOutcome], None]) -> list[LabelJob]:
     """Run ``jobs`` in ``n_workers`` spawned processes; returns the jobs lost to a crashed worker."""
-    threads = settings.worker_threads(n_workers)
+    threads = calculation_threads(settings)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(n_workers, mp_context=context, initializer=init_worker,
                              initargs=(settings, cache_dir, threads)) as pool:
@@ -161,8 +182,8 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
     """Label every configuration with PySCF; returns ``configs`` plus energies, forces and provenance.
 
     ``configs``: a configurations dataset (``hmc_core.configurations`` schema; positions Å).
-    ``cache_dir``: folder of the persistent label cache (None: no cache; warm starts then come only from
-    this call's own labels). ``n_workers``: processes (default ``settings.n_workers``).
+    ``cache_dir``: folder of the persistent label cache (None: no cache and no warm starts; see the module
+    docstring on determinism). ``n_workers``: processes (default ``settings.n_workers``).
     ``progress(done, total)`` is called after each finished configuration.
     Existing ``energy``/``forces`` variables are replaced by the labels.
 
@@ -172,7 +193,7 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
     check_batch(configs, settings)
     adapter = _pyscf()
     n_config = configs.sizes["config"]
-    jobs = _jobs(configs, settings, adapter.PYSCF_VERSION)
+    questions = _questions(configs, settings, adapter.PYSCF_VERSION)
     outcomes: dict[int, LabelOutcome] = {}
 
     def on_done(outcome: LabelOutcome) -> None:
@@ -182,12 +203,13 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
 
     cache = LabelCache(cache_dir) if cache_dir is not None else None
     pending = []
-    for job in jobs:  # cache hits are answered here, without starting workers
-        hit = cache.get(job.family, job.key) if cache is not None else None
+    for k, question in enumerate(questions):  # cache hits are answered here, without starting workers
+        hit = cache.get(question) if cache is not None else None
         if hit is None:
-            pending.append(job)
+            pending.append(k)
         else:
-            on_done(LabelOutcome.from_cache(job.index, hit))
+            on_done(LabelOutcome.from_cache(k, hit))
+    pending = _plan_warm_starts(questions, pending, settings, cache)
     n_workers = min(n_workers or settings.n_workers, len(pending))
     if n_workers > 1 and multiprocessing.current_process().daemon:
         n_workers = 1  # a daemonic process (e.g. a Dask worker) may not start children: label in this process
@@ -195,27 +217,54 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
         cache_str = str(Path(cache_dir)) if cache_dir is not None else None
         lost = _run_parallel(pending, settings, cache_str, n_workers, on_done)
         if lost:  # a worker died (killed, out of memory): finished labels are safe, retry the rest once
+            if cache is not None:
+                cache.remove_stale_temporaries()  # what the dead worker (or its terminated peers) left mid-write
             lost = _run_parallel(lost, settings, cache_str, n_workers, on_done)
+        if cache is not None:
+            cache.remove_stale_temporaries()
         for job in lost:
-            on_done(LabelOutcome(job.index, np.nan, np.full((len(job.species), 3), np.nan), "failed",
-                                 "worker process died twice while this configuration was pending", 0, 0.0, False,
-                                 np.nan, "failed", False))
+            on_done(LabelOutcome.failed(job.index, len(job.question.species),
+                                        "worker process died twice while this configuration was pending"))
     elif pending:
-        previous = adapter.set_threads(settings.worker_threads(1))
+        from threadpoolctl import threadpool_limits
+
+        threads = calculation_threads(settings)
+        previous = adapter.set_threads(threads)
         try:
-            memory = DensityMemory()
-            for job in pending:
-                on_done(run_job(job, settings, cache, memory))
+            with threadpool_limits(limits=threads):
+                for job in pending:
+                    on_done(run_job(job, settings, cache))
         finally:
             adapter.set_threads(previous)
     return _assemble(configs, [outcomes[k] for k in range(n_config)], settings, adapter.PYSCF_VERSION)
+
+
+def _plan_warm_starts(questions: list[LabelQuestion], pending: list[int], settings: LabelSettings,
+                      cache: LabelCache | None) -> list[LabelJob]:
+    """Jobs for the ``pending`` configurations, each with its warm-start source: the nearest cache entry of the
+    same family (within ``settings.warm_start_max_rmsd`` Å) that is not a configuration of this call."""
+    if not settings.warm_start or cache is None:
+        return [LabelJob(k, questions[k]) for k in pending]
+    this_call = {q.key for q in questions}
+    jobs = []
+    for k in pending:
+        path, distance = cache.nearest(questions[k], exclude=this_call)
+        if path is not None and distance <= settings.warm_start_max_rmsd:
+            jobs.append(LabelJob(k, questions[k], str(path), distance))
+        else:
+            jobs.append(LabelJob(k, questions[k]))
+    return jobs
 
 
 def _assemble(configs: xr.Dataset, outcomes: list[LabelOutcome], settings: LabelSettings, version: str) -> xr.Dataset:
     out = configs.copy()
     n_config, n_max = out.sizes["config"], out.sizes["atom"]
     forces = np.full((n_config, n_max, 3), np.nan)
-    for o in outcomes:
+    n_atoms = configs["n_atoms"].values
+    for k, o in enumerate(outcomes):
+        if o.status == "ok" and not (np.isfinite(o.energy) and np.shape(o.forces) == (n_atoms[k], 3)
+                                     and np.all(np.isfinite(o.forces))):  # never an "ok" label with holes
+            outcomes[k] = o = LabelOutcome.failed(o.index, int(n_atoms[k]), "non-finite or wrong-shaped label")
         forces[o.index, : len(o.forces)] = o.forces
     out["energy"] = ("config", np.array([o.energy for o in outcomes], np.float64), {"units": "eV"})
     out["forces"] = (("config", "atom", "xyz"), forces, {"units": "eV/Å"})

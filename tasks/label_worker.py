@@ -1,8 +1,9 @@
 """One label job, run in this process or in a worker process (spawned; PySCF imported after threads are set).
 
 :func:`init_worker` sets the thread counts (OpenMP, BLAS, PySCF) before PySCF is imported in a fresh
-worker; :func:`run_job` labels one configuration: cache lookup, warm-start density, SCF + gradient,
-and the result written to the cache the moment it exists.
+worker; :func:`run_job` labels one configuration: cache lookup (verified), the warm-start density chosen by
+the parent (:func:`tasks.label.label_configurations` picks it before any job runs, so the guess does not
+depend on which worker runs what), SCF + gradient, and the result written to the cache the moment it exists.
 """
 
 from __future__ import annotations
@@ -12,21 +13,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tasks.label_cache import DensityMemory, LabelCache
+from tasks.label_cache import LabelCache, LabelQuestion
 from tasks.label_settings import LabelSettings
 
 
 @dataclass(frozen=True)
 class LabelJob:
-    """One configuration to label: ``positions`` (n, 3) Å, ``species`` (n,) Z, ``cell`` (3, 3) Å, ``pbc`` (3,)."""
+    """One configuration to label (``question``: species, positions Å, cell Å, pbc, method, labeler) and the
+    cache entry whose density starts its SCF (``warm_start``, None = PySCF's default guess) at
+    ``warm_start_rmsd`` Å."""
 
     index: int
-    species: np.ndarray
-    positions: np.ndarray
-    cell: np.ndarray
-    pbc: np.ndarray
-    family: str
-    key: str
+    question: LabelQuestion
+    warm_start: str | None = None
+    warm_start_rmsd: float = np.nan
 
 
 @dataclass
@@ -51,8 +51,15 @@ class LabelOutcome:
         return cls(index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"], hit["wall_time"], False, np.nan,
                    hit["ladder_step"], True)
 
+    @classmethod
+    def failed(cls, index: int, n_atoms: int, reason: str, scf_cycles: int = 0, wall_time: float = 0.0,
+               ladder_step: str = "failed") -> LabelOutcome:
+        """A label that did not succeed: NaN energy and forces, ``status="failed"``."""
+        return cls(index, np.nan, np.full((n_atoms, 3), np.nan), "failed", reason, scf_cycles, wall_time, False,
+                   np.nan, ladder_step, False)
 
-_worker: dict = {}  # per worker process: settings, cache, density memory (set by init_worker)
+
+_worker: dict = {}  # per worker process: settings, cache (set by init_worker)
 
 
 def thread_environment(threads: int) -> dict[str, str]:
@@ -62,7 +69,7 @@ def thread_environment(threads: int) -> dict[str, str]:
 
 
 def init_worker(settings: LabelSettings, cache_dir: str | None, threads: int) -> None:
-    """Process-pool initializer: threads first, then PySCF, then this worker's cache and density memory."""
+    """Process-pool initializer: threads first, then PySCF, then this worker's cache."""
     os.environ.update(thread_environment(threads))
     from threadpoolctl import threadpool_limits
 
@@ -70,38 +77,34 @@ def init_worker(settings: LabelSettings, cache_dir: str | None, threads: int) ->
     from tasks import pyscf_adapter
 
     pyscf_adapter.set_threads(threads)
-    _worker.update(settings=settings, cache=LabelCache(cache_dir) if cache_dir else None, memory=DensityMemory())
+    _worker.update(settings=settings, cache=LabelCache(cache_dir) if cache_dir else None)
 
 
 def run_in_worker(job: LabelJob) -> LabelOutcome:
     """Entry point in a worker process (after :func:`init_worker`)."""
-    return run_job(job, _worker["settings"], _worker["cache"], _worker["memory"])
+    return run_job(job, _worker["settings"], _worker["cache"])
 
 
-def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None, memory: DensityMemory) -> LabelOutcome:
-    """Label one configuration (cache first), store the result, remember its density for warm starts."""
-    from tasks.pyscf_adapter import run_label
+def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None) -> LabelOutcome:
+    """Label one configuration (a verified cache entry first), store the result in the cache."""
+    from tasks.pyscf_adapter import PYSCF_VERSION, run_label
 
+    q = job.question
     if cache is not None:
-        hit = cache.get(job.family, job.key)
+        hit = cache.get(q)
         if hit is not None:
             return LabelOutcome.from_cache(job.index, hit)
-    dm0, distance = None, np.inf
-    if settings.warm_start:
-        dm0, distance = memory.nearest(job.family, job.positions)
-        if cache is not None:
-            dm_disk, d_disk = cache.nearest(job.family, job.positions)
-            if d_disk < distance:
-                dm0, distance = dm_disk, d_disk
-        if distance > settings.warm_start_max_rmsd:
-            dm0, distance = None, np.inf
-    result = run_label(job.species, job.positions, job.cell, job.pbc, settings, dm0=dm0)
-    if result.status == "ok":
-        if result.dm is not None:
-            memory.add(job.family, job.positions, result.dm)
-        if cache is not None:
-            cache.put(job.family, job.key, job.positions, result.energy, result.forces, result.scf_cycles,
-                      result.wall_time, result.ladder_step, result.dm)
-    return LabelOutcome(job.index, result.energy, result.forces, result.status, result.reason, result.scf_cycles,
-                        result.wall_time, dm0 is not None, distance if dm0 is not None else np.nan,
+    dm0 = cache.density(job.warm_start, q) if cache is not None and job.warm_start is not None else None
+    result = run_label(q.species, q.positions, q.cell, q.pbc, settings, dm0=dm0)
+    forces = np.asarray(result.forces, np.float64)
+    if result.status == "ok" and not (np.isfinite(result.energy) and forces.shape == (len(q.species), 3)
+                                      and np.all(np.isfinite(forces))):
+        return LabelOutcome.failed(job.index, len(q.species), f"labeler returned energy {result.energy!r} and forces "
+                                   f"of shape {forces.shape} with non-finite values or the wrong shape",
+                                   result.scf_cycles, result.wall_time)
+    if result.status == "ok" and cache is not None:
+        cache.put(q, result.energy, forces, result.scf_cycles, result.wall_time, result.ladder_step, result.dm,
+                  PYSCF_VERSION)
+    return LabelOutcome(job.index, result.energy, forces, result.status, result.reason, result.scf_cycles,
+                        result.wall_time, dm0 is not None, job.warm_start_rmsd if dm0 is not None else np.nan,
                         result.ladder_step, False)
