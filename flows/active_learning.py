@@ -2,28 +2,28 @@
 
 Iteration ``i`` (all results in the campaign directory, see :mod:`flows.store`):
 
-1. **fit** the MTP on every successful label (``tasks.fit``); errors on the held-out test set;
-2. **explore**: HMC chains on that MTP, one Prefect task per (starting structure, temperature), run in
-   parallel; a chain stops as soon as a frame's extrapolation grade exceeds the break threshold;
-3. **select** at most ``budget`` candidates with grade above the threshold (``tasks.select``, greedy MaxVol);
-4. **label** them with PySCF (``tasks.label``) in parallel; failures are recorded and never fitted;
-5. **record** metrics (metrics.nc) and Prefect artifacts (metrics table, markdown summary, progress).
+1. **fit** the MTP on the usable labels of earlier iterations (``tasks.fit``; iteration ``i`` fits exactly the
+   labels with ``iteration < i``, so a finished iteration never changes), errors on the held-out test set;
+2. **stop?** error target, iteration budget, label budget (:func:`stop_before_exploring`);
+3. **explore**: one HMC chain per (start, temperature) on that MTP (``tasks.explore``), fanned out as Prefect
+   tasks; a chain stops as soon as a frame's extrapolation grade exceeds the break threshold;
+4. **select** at most ``budget`` candidates with grade above the threshold (``tasks.select``); none at all
+   ends the campaign (:func:`stop_after_selecting`);
+5. **label** them with PySCF (``tasks.label``); failures are recorded and never fitted;
+6. **record** the iteration's metrics row (metrics.nc; a recorded row is final) and Prefect artifacts.
 
-It stops when an iteration finds no candidate above the threshold, the held-out force RMSE reaches its target,
-the label budget is spent, or after ``max_iterations`` label rounds (then a last fit on all labels).
 Before iteration 0 the starting set (random displacements of the system) and the held-out test set are labeled.
-
 Every stage writes its outputs atomically and then a completion marker; a campaign killed at any point resumes
-from the last marker when started again with the same command, and the label cache answers every PySCF
-calculation that had finished. Stage functions live in ``tasks/``; this module only wires them.
+from the last marker when started again with the same command and ends with the same files as an uninterrupted
+run (the label cache answers every PySCF calculation that had finished). Random streams come from
+:meth:`flows.config.CampaignConfig.stream`. This module only wires: store I/O, markers, fan-out, stop rule.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import xarray as xr
@@ -35,58 +35,100 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.config import CampaignConfig, load_config
+from flows.config import CampaignConfig, StoppingConfig, load_config
+from flows.reporting import artifact_key, iteration_markdown, metrics_table, summarize
 from flows.store import CampaignStore
 from flows.systems import load_system, rattled_set
-from hmc_core.configurations import concat, config_arrays
-
-STAGE_TIMES = ("fit_s", "explore_s", "select_s", "label_s")
+from hmc_core.configurations import concat
+from hmc_core.mtp import read_mtp
+from hmc_core.mtp.fit import prediction_errors, usable_labels
+from hmc_core.uncertainty import ActiveSet
 
 
 def named(stage_task, name: str):
     """``stage_task`` with a readable run name for the UI and Prefect's result caching off: the campaign store
-    and the label cache make resumes exact, and hashing large datasets (or the grade monitor, a closure)
-    as cache keys would only cost time."""
+    and the label cache make resumes exact, and hashing large datasets as cache keys would only cost time."""
     from prefect.cache_policies import NO_CACHE
 
     return stage_task.with_options(task_run_name=name, cache_policy=NO_CACHE)
 
 
-# ---- helpers ----------------------------------------------------------------------------------------------
-def artifact_key(name: str, what: str) -> str:
-    """Prefect artifact keys allow lowercase letters, digits and dashes only."""
-    return re.sub(r"[^a-z0-9-]+", "-", f"{name}-{what}".lower()).strip("-")
+# ---- the stop rule ---------------------------------------------------------------------------------------------
+def stop_before_exploring(it: int, n_labels: int, test_force_rmse: float, stopping: StoppingConfig) -> str | None:
+    """Stop reason after the fit of iteration ``it`` (on ``n_labels`` usable labels, held-out force RMSE
+    ``test_force_rmse`` eV/Å, NaN without a test set), or None to go on exploring."""
+    target = stopping.force_rmse_target
+    if target is not None and np.isfinite(test_force_rmse) and test_force_rmse <= target:
+        return (f"error target reached: test force RMSE {test_force_rmse:.4g} ≤ {target} eV/Å "
+                "(checked on the held-out set only)")
+    if it >= stopping.max_iterations:
+        return f"iteration budget ({stopping.max_iterations} label rounds); not converged"
+    if n_labels >= stopping.max_labels:
+        return f"label budget ({stopping.max_labels} labels); not converged"
+    return None
 
 
-def ok_labels(labels: xr.Dataset) -> xr.Dataset:
-    """The successful labels (status ``ok`` and finite energy): the only ones that enter fits."""
-    good = np.isfinite(labels["energy"].values)
-    if "status" in labels:
-        good &= labels["status"].values.astype(str) == "ok"
-    return labels.isel(config=np.flatnonzero(good))
+def stop_after_selecting(n_above_threshold: int, threshold: float, stopping: StoppingConfig) -> str | None:
+    """Stop reason after the selection (no explored frame above the selection grade), or None."""
+    if n_above_threshold == 0 and stopping.stop_when_no_candidates:
+        return (f"converged: no explored frame above grade {threshold} (checked: the frames this iteration's HMC "
+                "chains visited; not checked: states they did not reach, and the size of the errors)")
+    return None
 
 
-def prediction_errors(potential, labels: xr.Dataset) -> dict[str, float]:
-    """Energy (meV/atom) and force (eV/Å) MAE/RMSE of ``potential`` against ``labels`` (successful ones).
-    Atoms closer than the MTP's ``min_dist`` are extrapolated (as MLIP does), not refused."""
-    labels = ok_labels(labels)
-    if getattr(potential, "below_min_dist", "allow") != "allow":
-        potential = potential.copy()
-        potential.below_min_dist = "allow"
-    de, df = [], []
-    for k in range(labels.sizes["config"]):
-        x, z, cell, pbc = config_arrays(labels, k)
-        pred = potential.evaluate(x, z, cell, pbc)
-        de.append((pred["energy"] - float(labels["energy"].values[k])) / len(z) * 1000.0)
-        df.append((pred["forces"] - labels["forces"].values[k, : len(z)]).ravel())
-    if not de:
-        return {k: float("nan") for k in ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom",
-                                          "force_mae_eV_per_A", "force_rmse_eV_per_A")}
-    de, df = np.asarray(de), np.concatenate(df)
-    return {"energy_mae_meV_per_atom": float(np.mean(np.abs(de))),
-            "energy_rmse_meV_per_atom": float(np.sqrt(np.mean(de**2))),
-            "force_mae_eV_per_A": float(np.mean(np.abs(df))),
-            "force_rmse_eV_per_A": float(np.sqrt(np.mean(df**2)))}
+def budget_stop_lifted(reason: str, it: int, n_labels: int, stopping: StoppingConfig) -> bool:
+    """A recorded budget stop that the current (larger) budgets no longer impose: the campaign continues."""
+    if reason.startswith("iteration budget"):
+        return it < stopping.max_iterations and n_labels < stopping.max_labels
+    if reason.startswith("label budget"):
+        return n_labels < stopping.max_labels and it < stopping.max_iterations
+    return False
+
+
+# ---- the flow ------------------------------------------------------------------------------------------------
+def _campaign_run_name() -> str:
+    """Flow-run name in the UI: ``campaign-<name>``."""
+    from prefect.runtime import flow_run
+
+    params = flow_run.parameters
+    try:
+        cfg = params.get("config") or load_config(params.get("config_path"))
+        name = cfg["name"] if isinstance(cfg, dict) else cfg.name
+    except Exception:  # the flow itself reports a bad configuration
+        name = "invalid-config"
+    return f"campaign-{name}"
+
+
+@flow(name="active-learning", flow_run_name=_campaign_run_name, log_prints=False, persist_result=False)
+def active_learning(config_path: str | None = None, directory: str | None = None,
+                    max_iterations: int | None = None, more_iterations: int | None = None,
+                    config: CampaignConfig | None = None) -> dict:
+    """Run (or resume) an active-learning campaign.
+
+    config: the validated configuration (the CLI passes it; it is parsed once), else read from config_path
+    (campaign TOML/YAML; None = the embedded default); directory: campaign directory (default: the config's
+    ``directory`` or ``runs/<name>``); max_iterations: overrides ``[stopping] max_iterations``; more_iterations:
+    allow that many label rounds beyond the iterations already recorded (the nightly continuation).
+    Returns the campaign summary (:func:`flows.reporting.summarize`) plus ``this_run_s``: seconds per stage
+    spent by this run (stages resumed from markers cost nothing).
+    """
+    t0 = time.perf_counter()
+    config = config if config is not None else load_config(config_path)
+    store = CampaignStore(config.campaign_dir(directory))
+    if more_iterations is not None:
+        metrics = store.read_metrics()
+        last = int(metrics["iteration"].values.max()) if metrics is not None else 0
+        max_iterations = last + int(more_iterations)
+    if max_iterations is not None:
+        config = config.with_overrides(stopping={"max_iterations": int(max_iterations)})
+    with store.locked():
+        store.initialize(config.to_toml())
+        store.remove_stale_temporaries()
+        campaign = Campaign(config, store)
+        summary = campaign.run()
+    summary["this_run_s"] = dict(campaign.spent)
+    summary["flow_body_s"] = time.perf_counter() - t0
+    return summary
 
 
 @contextlib.contextmanager
@@ -113,90 +155,27 @@ def task_runner(config: CampaignConfig, store: CampaignStore):
         yield runner
 
 
-# ---- adapters to the stage functions of tasks/ --------------------------------------------------------------
-def label_settings(config: CampaignConfig):
-    """``tasks.label.LabelSettings`` from the ``[labeling]`` section."""
-    from tasks.label import LabelSettings
-
-    return LabelSettings(**config.labeling.settings_fields())
-
-
-def label_cache_dir(config: CampaignConfig, store: CampaignStore) -> Path:
-    return Path(config.labeling.cache_dir).expanduser() if config.labeling.cache_dir else store.default_cache_dir
-
-
-def run_labels(configs: xr.Dataset, config: CampaignConfig, store: CampaignStore, runner, title: str) -> xr.Dataset:
-    """Label ``configs`` with PySCF: one task using ``n_workers`` local processes (default executor), or one
-    task per batch on the Dask workers. Returns the labels in input order (failures have a status/reason)."""
-    from tasks.label import label_task
-
-    settings, cache = label_settings(config), str(label_cache_dir(config, store))
-    n = configs.sizes["config"]
-    if config.executor.kind == "dask" and n > 1:
-        n_batches = min(n, config.executor.n_workers)
-        batches = np.array_split(np.arange(n), n_batches)
-        futures = [runner.submit(named(label_task, f"{title} [{b + 1}/{n_batches}]"),
-                                 {"configs": configs.isel(config=idx), "settings": settings, "cache_dir": cache,
-                                  "n_workers": 1})
-                   for b, idx in enumerate(batches)]
-        return concat([f.result() for f in futures])
-    return named(label_task, title)(configs, settings, cache_dir=cache,
-                                                         n_workers=config.labeling.n_workers)
-
-
-# ---- the flow ------------------------------------------------------------------------------------------------
-def _campaign_run_name() -> str:
-    """Flow-run name in the UI: ``campaign-<name>`` (the campaign's ``name``)."""
-    from prefect.runtime import flow_run
-
-    try:
-        name = load_config(flow_run.parameters.get("config_path")).name
-    except Exception:  # the flow itself reports a bad configuration
-        name = "invalid-config"
-    return f"campaign-{name}"
-
-
-@flow(name="active-learning", flow_run_name=_campaign_run_name, log_prints=False, persist_result=False)
-def active_learning(config_path: str | None = None, directory: str | None = None,
-                    max_iterations: int | None = None, more_iterations: int | None = None) -> dict:
-    """Run (or resume) an active-learning campaign.
-
-    config_path: campaign TOML/YAML (None = the embedded default); directory: campaign directory (default: the
-    config's ``directory`` or ``runs/<name>``); max_iterations: overrides ``[stopping] max_iterations``
-    (e.g. to continue a finished campaign further); more_iterations: allow that many label rounds beyond the
-    iterations already recorded (the nightly continuation). Returns the campaign summary (see :func:`summarize`).
-    """
-    t0 = time.perf_counter()
-    config = load_config(config_path)
-    store = CampaignStore(config.campaign_dir(directory))
-    if more_iterations is not None:
-        metrics = store.read_metrics()
-        last = int(metrics["iteration"].values.max()) if metrics is not None else 0
-        max_iterations = last + int(more_iterations)
-    if max_iterations is not None:
-        config = config.model_copy(update={"stopping": config.stopping.model_copy(
-            update={"max_iterations": int(max_iterations)})})
-    with store.locked():
-        store.initialize(config.to_toml())
-        summary = Campaign(config, store).run()
-    summary["flow_body_s"] = time.perf_counter() - t0
-    return summary
-
-
 class Campaign:
-    """One run of the campaign loop over a store (state: the labels, the current potential, timings)."""
+    """Wiring of one campaign run over a store: which stage runs, with what inputs, where its outputs go."""
 
     def __init__(self, config: CampaignConfig, store: CampaignStore):
         self.config, self.store = config, store
-        self.log = get_run_logger()
-        self.key = artifact_key(config.name, "")
+        try:
+            self.log = get_run_logger()
+        except Exception:  # outside a flow run (plain calls in tests): the standard logger
+            self.log = logging.getLogger(__name__)
         self.progress_id = None
-        self.t_start = time.perf_counter()
+        self.spent: dict[str, float] = {}
+
+    def _timed(self, stage: str, t0: float) -> float:
+        seconds = time.perf_counter() - t0
+        self.spent[stage] = self.spent.get(stage, 0.0) + seconds
+        return seconds
 
     # -- top level ------------------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, store = self.config, self.store
-        if store.done_path.exists() and self._finished_within_budget():
+        if store.done_path.exists() and not self._continues():
             self.log.info("campaign in %s already finished (%s)", store.root, store.read_json("DONE.json")["reason"])
             return summarize(store)
         store.done_path.unlink(missing_ok=True)
@@ -206,81 +185,78 @@ class Campaign:
         with task_runner(cfg, store) as runner:
             self.runner = runner
             self.start_sets()
-            reason = None
-            it = 0
+            reason, it = None, 0
             while reason is None:
                 reason = self.iteration(it)
                 it += 1
-        summary = {"reason": reason, "iterations": it, "wall_s": time.perf_counter() - self.t_start}
-        store.write_json("DONE.json", summary)
+        last = it - 1
+        for name in ("final.mtp", "final.json"):
+            store.copy_file(store.path(name.replace("final", "potential"), last), store.path(name))
+        store.write_json("DONE.json", {"reason": reason, "iterations": it})
         update_progress_artifact(self.progress_id, 100.0, description=f"campaign {cfg.name}: finished ({reason})")
         self.log.info("campaign finished after %d iteration(s): %s", it, reason)
         return summarize(store)
 
-    def _finished_within_budget(self) -> bool:
-        """A finished campaign is redone only where a larger iteration/label budget lets it continue."""
-        done = self.store.read_json("DONE.json")
-        reason = str(done.get("reason", ""))
-        if reason.startswith("iteration budget"):
-            return done.get("iterations", 0) - 1 >= self.config.stopping.max_iterations
-        if reason.startswith("label budget"):
-            labels = self.store.read_labels()
-            return labels is not None and labels.sizes["config"] >= self.config.stopping.max_labels
-        return True
+    def _continues(self) -> bool:
+        """A finished campaign continues only where larger budgets lift its recorded budget stop."""
+        metrics = self.store.read_metrics()
+        if metrics is None:
+            return True
+        last = int(metrics["iteration"].values.max())
+        row = metrics.sel(iteration=last)
+        return budget_stop_lifted(str(row["stop_reason"].item()), last, int(row["n_labels"].item()),
+                                  self.config.stopping)
 
     # -- starting set and test set --------------------------------------------------------------------------
     def start_sets(self) -> None:
-        cfg, store = self.config, self.store
-        system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
+        cfg, store, sys = self.config, self.store, self.config.system
+        system = load_system(sys.builtin, cfg.structure_path(), sys.index)
         if not store.has("start.done.json"):
             t0 = time.perf_counter()
-            start = rattled_set(system, cfg.system.n_start, cfg.system.rattle, cfg.system.min_distance, cfg.seed)
-            labels = run_labels(start, cfg, store, self.runner, f"label start set ({start.sizes['config']})")
+            start = rattled_set(system, sys.n_start, sys.rattle, sys.min_distance, cfg.stream("start_set"))
+            labels = self.label_set(start, f"label start set ({start.sizes['config']})")
             store.add_labels(labels, iteration=-1, origin="start")
-            n_ok = ok_labels(labels).sizes["config"]
+            n_ok = usable_labels(labels).sizes["config"]
             if n_ok < 2:
                 raise RuntimeError(f"only {n_ok} of {start.sizes['config']} starting configurations could be "
-                                   "labeled; check [labeling] (see labels.nc status/reason)")
-            store.write_json("start.done.json", {"wall_s": time.perf_counter() - t0, "n": start.sizes["config"]})
+                                   "labeled; see the status/reason variables of labels.nc")
+            store.write_json("start.done.json", {"wall_s": self._timed("label start set", t0),
+                                                 "n": start.sizes["config"]})
             self.log.info("labeled %d starting configurations (%d ok)", start.sizes["config"], n_ok)
-        if cfg.system.n_test and not store.has("test_set.nc"):
+        if sys.n_test and not store.has("test_set.nc"):
             t0 = time.perf_counter()
-            sigma = cfg.system.rattle if cfg.system.test_rattle is None else cfg.system.test_rattle
-            test = rattled_set(system, cfg.system.n_test, sigma, cfg.system.min_distance, cfg.seed + 7919)
-            labels = run_labels(test, cfg, store, self.runner, f"label test set ({test.sizes['config']})")
-            labels.attrs["label_wall_s"] = time.perf_counter() - t0
+            sigma = sys.rattle if sys.test_rattle is None else sys.test_rattle
+            test = rattled_set(system, sys.n_test, sigma, sys.min_distance, cfg.stream("test_set"))
+            labels = self.label_set(test, f"label test set ({test.sizes['config']})")
+            labels.attrs["label_wall_s"] = self._timed("label test set", t0)
             store.write_dataset("test_set.nc", labels)
 
     # -- one iteration ----------------------------------------------------------------------------------------
     def iteration(self, it: int) -> str | None:
-        """Run (or resume) iteration ``it``; returns the stop reason, or None to go on."""
+        """Run (or resume) iteration ``it``; returns the stop reason, or None to go on. A recorded row is final
+        (unless it recorded a budget stop that larger budgets now lift)."""
         cfg, store = self.config, self.store
-        row: dict = {}
+        recorded = store.metrics_row(it)
+        if recorded is not None and not budget_stop_lifted(recorded["stop_reason"], it, int(recorded["n_labels"]),
+                                                           cfg.stopping):
+            return recorded["stop_reason"] or None
         t_it = time.perf_counter()
-        labels = ok_labels(store.read_labels())
-        potential, fit_info = self.fit(it, labels)
-        row.update(fit_info)
+        labels = store.training_labels(it)
+        potential, active, row = self.fit(it, labels)
         row["n_labels"] = int(labels.sizes["config"])
-        test = store.read_dataset("test_set.nc") if store.has("test_set.nc") else None
-        if test is not None:
-            row.update({f"test_{k}": v for k, v in prediction_errors(potential, test).items()})
+        if store.has("test_set.nc"):
+            row.update({f"test_{k}": v for k, v in prediction_errors(potential, store.read_dataset("test_set.nc"))
+                        .items()})
         row.update({f"train_{k}": v for k, v in prediction_errors(potential, labels).items()})
-        reason = None
-        target = cfg.stopping.force_rmse_target
-        if target is not None and row.get("test_force_rmse_eV_per_A", np.inf) <= target:
-            reason = f"error target reached (test force RMSE ≤ {target} eV/Å)"
-        elif it >= cfg.stopping.max_iterations:
-            reason = f"iteration budget ({cfg.stopping.max_iterations} label rounds)"
-        elif row["n_labels"] >= cfg.stopping.max_labels:
-            reason = f"label budget ({cfg.stopping.max_labels} labels)"
+        reason = stop_before_exploring(it, row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
+                                       cfg.stopping)
         if reason is None:
-            pool, explore_info = self.explore(it, potential, labels)
-            row.update(explore_info)
-            candidates, select_info = self.select(it, potential, labels, pool)
-            row.update(select_info)
-            if row["n_above_threshold"] == 0 and cfg.stopping.stop_when_no_candidates:
-                reason = f"converged: no explored configuration above grade {cfg.selection.threshold}"
-            elif candidates.sizes["config"] > 0:
+            pool, explored = self.explore(it, potential, active, labels)
+            row.update(explored)
+            candidates, selected = self.select(it, potential, active, pool, row["n_labels"])
+            row.update(selected)
+            reason = stop_after_selecting(row["n_above_threshold"], cfg.selection.threshold, cfg.stopping)
+            if reason is None and candidates.sizes["config"] > 0:
                 row.update(self.label(it, candidates))
         row["iteration_s"] = time.perf_counter() - t_it
         row["stop_reason"] = reason or ""
@@ -288,9 +264,7 @@ class Campaign:
         self.publish(it, row, metrics)
         return reason
 
-    def fit(self, it: int, labels: xr.Dataset):
-        from hmc_core.mtp import read_mtp
-
+    def fit(self, it: int, labels: xr.Dataset) -> tuple[object, ActiveSet, dict]:
         cfg, store = self.config, self.store
         done = store.stage_done("fit", it)
         if done is None:
@@ -298,114 +272,123 @@ class Campaign:
 
             t0 = time.perf_counter()
             n = labels.sizes["config"]
-            # the same seed (random start of the radial coefficients) every iteration: fits differ by their data
-            potential, report = named(fit_task, f"fit iteration {it} ({n} labels)")(
-                labels, **cfg.potential.fit_arguments(cfg.seed))
-            save_potential(store, it, potential, report)
-            done = {"fit_s": time.perf_counter() - t0, "n_basis": int(potential.n_basis)}
+            result = named(fit_task, f"fit iteration {it} ({n} labels)")(labels, cfg.potential, cfg.stream("fit"))
+            capped = bool(result.report.get("optimizer")) and \
+                result.report["optimizer"]["iterations"] >= cfg.potential.max_iter
+            store.write_mtp(result.potential, store.path("potential.mtp", it))
+            store.write_json("potential.json", {"potential": result.potential.describe(),
+                                                "fit_report": result.report, "iteration": it}, it)
+            store.write_dataset("active_set.nc", result.active_set.to_dataset(), it)
+            done = {"fit_s": self._timed("fit", t0), "n_basis": int(result.potential.n_basis),
+                    "fit_capped": int(capped)}
             store.mark_done("fit", it, done)
             self.log.info("iteration %d: fitted MTP level %d on %d labels in %.1f s", it, cfg.potential.level,
-                          labels.sizes["config"], done["fit_s"])
+                          n, done["fit_s"])
+            if capped:
+                self.log.warning("iteration %d: the fit stopped at its iteration cap ([potential] max_iter = %d) "
+                                 "before converging; raise max_iter for a converged fit", it, cfg.potential.max_iter)
         potential = read_mtp(store.path("potential.mtp", it))
-        return potential, done
+        active = ActiveSet.from_dataset(store.read_dataset("active_set.nc", it))
+        return potential, active, dict(done)
 
-    def explore(self, it: int, potential, labels: xr.Dataset) -> tuple[xr.Dataset, dict]:
-        from tasks.explore import explore_task
-
+    def explore(self, it: int, potential, active: ActiveSet, labels: xr.Dataset) -> tuple[xr.Dataset, dict]:
         cfg, store = self.config, self.store
         done = store.stage_done("explore", it)
         if done is None:
-            t0 = time.perf_counter()
-            h = cfg.hmc
-            from hmc_core.hmc import HMCConfig
+            from tasks.explore import ExploreInputs, explore_task, plan_chains
 
-            hmc = HMCConfig(temperature=h.temperatures[0], dt=h.dt, n_steps=h.n_steps, integrator=h.integrator,
-                            n_warmup=h.n_warmup, save_every=h.save_every, units="metal")
-            rng = np.random.default_rng([cfg.seed, it])
-            starts = labels.isel(config=np.sort(rng.choice(labels.sizes["config"],
-                                                           min(h.n_starts, labels.sizes["config"]),
-                                                           replace=False)))
-            active = build_active_set(potential, labels)
-            store.write_dataset("active_set.nc", active.to_dataset(), it)
-            sampler = potential.copy()
-            sampler.below_min_dist = "nan"  # atoms pushed closer than min_dist: a rejected trajectory
-            futures = []
-            for k in range(starts.sizes["config"]):
-                for t, temp in enumerate(h.temperatures):
-                    monitor = make_grade_monitor(sampler, active, starts.isel(config=[k]))
-                    futures.append(self.runner.submit(
-                        named(explore_task, f"HMC iteration {it} start {k} at {temp:g} K"),
-                        {"starts": starts.isel(config=[k]), "potential": sampler, "hmc": hmc,
-                         "n_samples": h.n_samples, "temperatures": [temp], "seed": cfg.seed + 1000 * it + 10 * k + t,
-                         "n_workers": 1, "monitor": monitor, "stop_above": cfg.selection.break_threshold}))
-            frames, runs = [], []
-            for c, fut in enumerate(futures):
-                conf, raw = fut.result()
-                conf["chain"] = ("config", np.full(conf.sizes["config"], c, np.int32))
-                conf = conf.rename({"monitor": "grade"})
-                frames.append(conf)
-                runs.append(raw[0].drop_vars(["positions", "frame_sample", "monitor", "species", "cell", "pbc"]))
+            t0 = time.perf_counter()
+            plan = plan_chains(cfg.hmc, labels.sizes["config"], cfg.stream("chain_starts", it))
+            futures = [self.runner.submit(
+                named(explore_task, f"HMC iteration {it} start {c.start} at {c.temperature:g} K"),
+                {"inputs": ExploreInputs(labels.isel(config=[c.start]), c.temperature, potential, active,
+                                         cfg.selection.break_threshold),
+                 "settings": cfg.hmc, "seed": cfg.stream("chain", it, 0, *c.key)}) for c in plan]
+            results = [f.result() for f in futures]
+            frames = []
+            for c, (spec, res) in enumerate(zip(plan, results, strict=True)):
+                f = res.frames
+                f["chain"] = ("config", np.full(f.sizes["config"], c, np.int32))
+                f["start"] = ("config", np.full(f.sizes["config"], spec.start, np.int32))
+                frames.append(f)
             pool = concat(frames)
+            traces = xr.concat([r.trace for r in results], dim="chain", combine_attrs="drop_conflicts")
             store.write_dataset("samples.nc", pool, it)
-            traces = xr.concat(runs, dim="chain", combine_attrs="drop_conflicts")
             store.write_dataset("trajectories.nc", traces, it)
-            done = {"explore_s": time.perf_counter() - t0, "n_pool": int(pool.sizes["config"]),
-                    "n_chains": len(futures), "chains_stopped": int(traces["stopped_early"].sum()),
-                    "acceptance": acceptance(traces),
+            ran = np.isfinite(traces["potential_energy"].values)
+            done = {"explore_s": self._timed("explore", t0), "n_pool": int(pool.sizes["config"]),
+                    "n_chains": len(plan), "chains_stopped": int(sum(r.stopped_early for r in results)),
+                    "acceptance": float(traces["accepted"].values[ran].mean()) if ran.any() else float("nan"),
                     "max_grade": float(np.nanmax(pool["grade"].values)) if pool.sizes["config"] else float("nan")}
             store.mark_done("explore", it, done)
             self.log.info("iteration %d: %d HMC chains, %d frames, %d chains stopped at the break grade, "
                           "max grade %.3g", it, done["n_chains"], done["n_pool"], done["chains_stopped"],
                           done["max_grade"])
-        return store.read_dataset("samples.nc", it), done
+        return store.read_dataset("samples.nc", it), dict(done)
 
-    def select(self, it: int, potential, labels: xr.Dataset, pool: xr.Dataset) -> tuple[xr.Dataset, dict]:
+    def select(self, it: int, potential, active: ActiveSet, pool: xr.Dataset,
+               n_labels: int) -> tuple[xr.Dataset, dict]:
         cfg, store = self.config, self.store
         done = store.stage_done("select", it)
         if done is None:
-            from tasks.select import select_task
+            from tasks.select import SelectInputs, select_task
 
             t0 = time.perf_counter()
-            budget = min(cfg.selection.budget, max(0, cfg.stopping.max_labels - labels.sizes["config"]))
-            active = load_active_set(store.read_dataset("active_set.nc", it))
-            selected, summary = named(select_task, f"select iteration {it}")(
-                pool, potential, active, threshold=cfg.selection.threshold,
-                break_threshold=cfg.selection.break_threshold, budget=budget, seed=cfg.seed + it)
-            store.write_dataset("candidates.nc", selected, it)
-            store.write_dataset("pool_summary.nc", summary, it)
-            done = {"select_s": time.perf_counter() - t0, "n_selected": int(selected.sizes["config"]),
-                    "n_above_threshold": int(summary.attrs["n_candidates"]),
-                    "n_above_break": int(summary.attrs["n_break"]), "n_invalid": int(summary.attrs["n_invalid"])}
+            inputs = SelectInputs(pool, potential, active, max_new=cfg.stopping.max_labels - n_labels)
+            result = named(select_task, f"select iteration {it}")(inputs, cfg.selection, cfg.stream("select", it))
+            store.write_dataset("candidates.nc", result.selected, it)
+            store.write_dataset("pool_summary.nc", result.summary, it)
+            done = {"select_s": self._timed("select", t0), "n_selected": int(result.selected.sizes["config"]),
+                    "n_above_threshold": result.n_above_threshold, "n_above_break": result.n_above_break,
+                    "n_invalid": result.n_invalid}
             store.mark_done("select", it, done)
             self.log.info("iteration %d: %d of %d frames above grade %g, %d selected", it,
                           done["n_above_threshold"], pool.sizes["config"], cfg.selection.threshold,
                           done["n_selected"])
-        return store.read_dataset("candidates.nc", it), done
+        return store.read_dataset("candidates.nc", it), dict(done)
 
     def label(self, it: int, candidates: xr.Dataset) -> dict:
-        cfg, store = self.config, self.store
+        store = self.store
         done = store.stage_done("label", it)
         if done is None:
             t0 = time.perf_counter()
-            labels = run_labels(candidates, cfg, store, self.runner,
-                                f"label iteration {it} ({candidates.sizes['config']} configurations)")
+            labels = self.label_set(candidates, f"label iteration {it} ({candidates.sizes['config']} configurations)")
             store.add_labels(labels, iteration=it, origin="candidate")
-            n_ok = int(ok_labels(labels).sizes["config"])
-            done = {"label_s": time.perf_counter() - t0, "n_new_labels": n_ok,
+            n_ok = int(usable_labels(labels).sizes["config"])
+            done = {"label_s": self._timed("label", t0), "n_new_labels": n_ok,
                     "n_failed": int(candidates.sizes["config"] - n_ok),
                     "pyscf_s": float(np.nansum(labels["wall_time"].values)) if "wall_time" in labels else np.nan}
             store.mark_done("label", it, done)
             self.log.info("iteration %d: labeled %d configuration(s) (%d failed) in %.1f s", it,
                           candidates.sizes["config"], done["n_failed"], done["label_s"])
-        return done
+        return dict(done)
+
+    def label_set(self, configs: xr.Dataset, title: str) -> xr.Dataset:
+        """Label ``configs`` with PySCF: one task using the labeler's local worker processes (default executor),
+        or one task per batch on the Dask workers. Labels come back in input order (failures have a status)."""
+        from tasks.label import label_task
+
+        cfg, store = self.config, self.store
+        settings = cfg.labeling.label_settings()
+        cache = str(store.label_cache_dir(cfg.labeling.cache_dir))
+        n = configs.sizes["config"]
+        if cfg.executor.kind == "dask" and n > 1:
+            batches = np.array_split(np.arange(n), min(n, cfg.executor.n_workers))
+            futures = [self.runner.submit(named(label_task, f"{title} [{b + 1}/{len(batches)}]"),
+                                          {"configs": configs.isel(config=idx), "settings": settings,
+                                           "cache_dir": cache, "n_workers": 1})
+                       for b, idx in enumerate(batches)]
+            return concat([f.result() for f in futures])
+        return named(label_task, title)(configs, settings, cache_dir=cache, n_workers=settings.n_workers)
 
     # -- reporting ------------------------------------------------------------------------------------------
     def publish(self, it: int, row: dict, metrics: xr.Dataset) -> None:
         cfg = self.config
-        table = metrics_table(metrics)
-        create_table_artifact(table, key=artifact_key(cfg.name, "metrics"),
+        create_table_artifact(metrics_table(metrics), key=artifact_key(cfg.name, "metrics"),
                               description=f"campaign {cfg.name}: metrics per iteration")
-        create_markdown_artifact(iteration_markdown(cfg, it, row), key=artifact_key(cfg.name, "iteration"),
+        create_markdown_artifact(iteration_markdown(cfg.name, it, row, cfg.selection.threshold,
+                                                    cfg.selection.break_threshold),
+                                 key=artifact_key(cfg.name, "iteration"),
                                  description=f"campaign {cfg.name}: iteration {it}")
         if self.progress_id is not None:
             total = cfg.stopping.max_iterations + 1
@@ -416,110 +399,4 @@ class Campaign:
                       f" → stop: {row['stop_reason']}" if row["stop_reason"] else "")
 
 
-def acceptance(traces: xr.Dataset) -> float:
-    """Mean HMC acceptance over the trajectories the chains ran (chains stopped at the break grade have NaN
-    energies after their last trajectory; those do not count)."""
-    ran = np.isfinite(traces["potential_energy"].values)
-    return float(traces["accepted"].values[ran].mean()) if ran.any() else float("nan")
-
-
-def save_potential(store: CampaignStore, it: int, potential, report) -> None:
-    """potential.mtp (MLIP format) and potential.json (parameters + fit report) of iteration ``it``,
-    and copies as final.mtp / final.json."""
-    from hmc_core.mtp import write_mtp
-
-    info = {"potential": potential.describe(), "fit_report": _report_dict(report), "iteration": it}
-    for name in ("potential", "final"):
-        target = store.path(f"{name}.mtp", it if name == "potential" else None)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        write_mtp(potential, tmp)
-        tmp.replace(target)
-        store.write_json(f"{name}.json", info, it if name == "potential" else None)
-
-
-def _report_dict(report) -> dict:
-    if report is None:
-        return {}
-    if isinstance(report, dict):
-        return report
-    if hasattr(report, "to_dict"):
-        return report.to_dict()
-    from dataclasses import asdict, is_dataclass
-
-    return asdict(report) if is_dataclass(report) else {"report": str(report)}
-
-
-def build_active_set(potential, labels: xr.Dataset):
-    """MaxVol active set (per-atom environments) of the training labels for ``potential``."""
-    from hmc_core.uncertainty import build_active_set as build
-
-    return build(potential, labels, mode="atom")
-
-
-def load_active_set(ds: xr.Dataset):
-    from hmc_core.uncertainty import ActiveSet
-
-    return ActiveSet.from_dataset(ds)
-
-
-def make_grade_monitor(potential, active, start: xr.Dataset):
-    """``monitor(positions) -> grade`` for HMC on ``start``'s system (``hmc_core.uncertainty.grade_monitor``)."""
-    from hmc_core.uncertainty import grade_monitor
-
-    _, species, cell, pbc = config_arrays(start, 0)
-    return grade_monitor(potential, active, species, cell, pbc)
-
-
-def metrics_table(metrics: xr.Dataset) -> list[dict]:
-    """Rows of the metrics dataset as JSON-friendly dicts (for the Prefect table artifact)."""
-    cols = ["n_labels", "n_new_labels", "n_failed", "test_energy_rmse_meV_per_atom", "test_force_rmse_eV_per_A",
-            "n_pool", "n_above_threshold", "n_selected", "max_grade", "chains_stopped", "acceptance",
-            *STAGE_TIMES, "iteration_s", "stop_reason"]
-    rows = []
-    for i in metrics["iteration"].values:
-        row = {"iteration": int(i)}
-        for c in cols:
-            if c in metrics:
-                v = metrics[c].sel(iteration=i).item()
-                if isinstance(v, float):
-                    v = None if not np.isfinite(v) else round(v, 4)
-                row[c] = v
-        rows.append(row)
-    return rows
-
-
-def iteration_markdown(cfg: CampaignConfig, it: int, row: dict) -> str:
-    """Markdown summary of one iteration (Prefect artifact)."""
-    def f(key, fmt="{:.4g}"):
-        v = row.get(key)
-        return "–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v)
-
-    lines = [f"# {cfg.name}: iteration {it}", "",
-             f"- labels used in the fit: **{f('n_labels', '{:d}')}**; new labels this iteration: "
-             f"{f('n_new_labels', '{:d}')} ({f('n_failed', '{:d}')} failed)",
-             f"- held-out errors: energy RMSE {f('test_energy_rmse_meV_per_atom')} meV/atom, force RMSE "
-             f"{f('test_force_rmse_eV_per_A')} eV/Å",
-             f"- exploration: {f('n_chains', '{:d}')} HMC chains, {f('n_pool', '{:d}')} frames, "
-             f"{f('chains_stopped', '{:d}')} stopped at grade > {cfg.selection.break_threshold}, "
-             f"acceptance {f('acceptance', '{:.2f}')}, max grade {f('max_grade')}",
-             f"- selection: {f('n_above_threshold', '{:d}')} frames above grade {cfg.selection.threshold}, "
-             f"{f('n_selected', '{:d}')} selected",
-             "- wall time (s): " + ", ".join(f"{k[:-2]} {f(k, '{:.1f}')}" for k in STAGE_TIMES),
-             ]
-    if row.get("stop_reason"):
-        lines.append(f"- **stopped**: {row['stop_reason']}")
-    return "\n".join(lines) + "\n"
-
-
-def summarize(store: CampaignStore) -> dict:
-    """Summary of a campaign directory: stop reason, iteration rows, label counts, final potential path."""
-    metrics = store.read_metrics()
-    labels = store.read_labels()
-    done = store.read_json("DONE.json") if store.done_path.exists() else {}
-    return {"directory": str(store.root), "reason": done.get("reason"), "finished": bool(done),
-            "n_labels": 0 if labels is None else int(labels.sizes["config"]),
-            "n_ok_labels": 0 if labels is None else int(ok_labels(labels).sizes["config"]),
-            "final_potential": str(store.path("final.mtp")) if store.path("final.mtp").exists() else None,
-            "metrics": [] if metrics is None else metrics_table(metrics)}
-
+__all__ = ["Campaign", "active_learning", "budget_stop_lifted", "stop_after_selecting", "stop_before_exploring"]

@@ -33,10 +33,9 @@ def _campaign_dir(directory: Path) -> Path:
     return directory
 
 
-def print_summary(summary: dict, wall: float | None = None) -> None:
-    """The iteration table of a campaign (from its metrics) and, with ``wall``, the wall-time split."""
-    from flows.store import CampaignStore
-
+def print_summary(summary: dict, wall: float | None = None, split: dict[str, float] | None = None) -> None:
+    """The iteration table of a campaign (from its metrics) and, with ``wall`` (s) and ``split`` (seconds per
+    stage spent by this run), the wall-time split of this run."""
     rows = summary["metrics"]
     table = Table(title=f"campaign {summary['directory']}")
     cols = [("iteration", "it", "{:d}"), ("n_labels", "labels", "{:.0f}"), ("n_new_labels", "new", "{:.0f}"),
@@ -59,8 +58,8 @@ def print_summary(summary: dict, wall: float | None = None) -> None:
         out.print(f"stopped: {summary['reason']}; {summary['n_ok_labels']} labels "
                   f"({summary['n_labels'] - summary['n_ok_labels']} failed); final potential: "
                   f"{summary['final_potential']}")
-    if wall is not None:
-        split = stage_split(CampaignStore(summary["directory"]), wall, summary.get("startup_s"))
+    if wall is not None and split is not None:
+        split = {**split, "in-flow orchestration + I/O": max(0.0, wall - sum(split.values()))}
         t = Table(title="wall time per stage (this run)")
         t.add_column("stage")
         t.add_column("s", justify="right")
@@ -68,24 +67,6 @@ def print_summary(summary: dict, wall: float | None = None) -> None:
         for name, sec in split.items():
             t.add_row(name, f"{sec:.1f}", f"{100 * sec / wall:.0f}")
         out.print(t)
-
-
-def stage_split(store, wall: float, outside: dict[str, float] | None = None) -> dict[str, float]:
-    """Seconds per stage summed over the iterations run (start/test labels, fit, explore, select, label), the
-    parts outside the flow body (``outside``: imports, Prefect start-up) and the rest of ``wall`` (task
-    orchestration, artifacts, metrics and file I/O inside the flow) as ``in-flow orchestration + I/O``."""
-    split = dict(outside or {})
-    if store.has("start.done.json"):
-        split["label start set"] = float(store.read_json("start.done.json").get("wall_s", 0.0))
-    if store.has("test_set.nc"):
-        split["label test set"] = float(store.read_dataset("test_set.nc").attrs.get("label_wall_s", 0.0))
-    metrics = store.read_metrics()
-    if metrics is not None:
-        for key in ("fit_s", "explore_s", "select_s", "label_s"):
-            if key in metrics:
-                split[key[:-2]] = float(np.nansum(metrics[key].values))
-    split["in-flow orchestration + I/O"] = max(0.0, wall - sum(split.values()))
-    return split
 
 
 @app.command()
@@ -99,52 +80,30 @@ def run(
     campaign_environment()
     t0 = time.perf_counter()
     from flows.config import load_config
+    from flows.preflight import preflight
 
-    cfg = load_config(config)  # validate before Prefect starts: config errors are one line
+    cfg = load_config(config)  # validated here, once: config errors are one line, before Prefect starts
+    if max_iterations is not None:
+        cfg = cfg.with_overrides(stopping={"max_iterations": max_iterations})
     cfg_dir = cfg.campaign_dir(directory)
-    if cfg.system.structure is not None and not cfg.structure_path().exists():
-        raise FileNotFoundError(f"no such structure file: {cfg.structure_path()} ([system] structure)")
-    from flows.systems import load_system
-
-    load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
-    _check_elements(cfg)
+    preflight(cfg, cfg_dir)
     console.print(f"campaign [bold]{cfg.name}[/] → {cfg_dir} (Prefect starts a temporary server unless "
                   "PREFECT_API_URL is set)")
     from flows.active_learning import active_learning
 
     t_call = time.perf_counter()
-    summary = active_learning(config_path=str(config) if config else None, directory=str(cfg_dir),
-                              max_iterations=max_iterations)
+    summary = active_learning(config=cfg, directory=str(cfg_dir))
     t_end = time.perf_counter()
     wall = t_end - t0
-    summary["startup_s"] = {"imports + config checks": t_call - t0,
-                            "Prefect start-up + flow-run bookkeeping": (t_end - t_call) - summary["flow_body_s"]}
-    print_summary(summary, wall)
+    outside = {"imports + config checks": t_call - t0,
+               "Prefect start-up + flow-run bookkeeping": (t_end - t_call) - summary["flow_body_s"]}
+    print_summary(summary, wall, {**outside, **summary["this_run_s"]})
     if plots:
         from flows.plots import plot_campaign
 
         written = plot_campaign(cfg_dir)
         console.print(f"plots: {', '.join(str(p) for p in written)}")
     console.print(f"wall time {wall:.1f} s")
-
-
-def _check_elements(cfg) -> None:
-    """Refuse, before anything runs, elements the labeling basis does not cover."""
-    from flows.systems import load_system
-
-    system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
-    elements = sorted({int(z) for z in np.unique(system["species"].values) if z > 0})
-    try:
-        from pyscf import gto
-        from pyscf.data.elements import ELEMENTS
-
-        for z in elements:
-            gto.basis.load(cfg.labeling.basis, ELEMENTS[z])
-    except ImportError:
-        return
-    except Exception as exc:
-        raise UserError(f"[labeling] basis {cfg.labeling.basis!r} does not cover element "
-                        f"{ELEMENTS[z]} (Z={z}) of the system: {str(exc).splitlines()[0]}") from None
 
 
 @app.command()
@@ -193,21 +152,23 @@ def fit(
 ):
     """Fit an MTP on all successful labels of a campaign and report train and held-out errors."""
     campaign_environment()
-    from flows.active_learning import ok_labels, prediction_errors
     from flows.config import load_config
     from flows.store import CampaignStore
     from hmc_core.mtp import write_mtp
-    from tasks.fit import fit_potential
+    from hmc_core.mtp.fit import prediction_errors, usable_labels
+    from tasks.fit import run_fit
 
     store = CampaignStore(_campaign_dir(directory))
     cfg = load_config(store.config_path)
     labels = store.read_labels()
     if labels is None:
         raise UserError(f"{directory} has no labels yet (labels.nc)")
-    labels = ok_labels(labels)
-    p = cfg.potential if level is None else cfg.potential.model_copy(update={"level": level})
+    labels = usable_labels(labels)
+    if level is not None:
+        cfg = cfg.with_overrides(potential={"level": level})
+    p = cfg.potential
     t0 = time.perf_counter()
-    potential, _ = fit_potential(labels, **p.fit_arguments(cfg.seed))
+    potential = run_fit(labels, p, cfg.stream("fit")).potential
     out = out or store.path("refit.mtp")
     write_mtp(potential, out)
     table = Table(title=f"MTP level {p.level} on {labels.sizes['config']} labels "
@@ -228,7 +189,7 @@ def fit(
 def status(directory: Path = typer.Argument(..., help="campaign directory")):
     """Iteration table of a campaign (finished, running or interrupted)."""
     campaign_environment()
-    from flows.active_learning import summarize
+    from flows.reporting import summarize
     from flows.store import STAGES, CampaignStore
 
     store = CampaignStore(_campaign_dir(directory))
@@ -281,12 +242,14 @@ def deploy(
     cron: str = typer.Option(None, help="override the cron schedule of the recurring deployment"),
     config: Path = typer.Option(None, help="campaign config for the deployments (default: embedded)"),
     directory: Path = typer.Option(None, "--dir", help="campaign directory the nightly run continues"),
+    timezone: str = typer.Option(None, "--timezone",
+                                 help="IANA time zone of the cron, e.g. Europe/Berlin (default: this machine's)"),
 ):
-    """Register the deployments of deployments/ on the Prefect server named by PREFECT_API_URL."""
+    """Register the deployments of deployments/ on the Prefect server named by PREFECT_API_URL.
+
+    The nightly schedule runs in an explicit time zone (--timezone, else the machine's local zone, else UTC),
+    printed with the deployment ids."""
     campaign_environment()
-    if not os.environ.get("PREFECT_API_URL"):
-        raise UserError("PREFECT_API_URL is not set: start a server (`pesflow ui`) and export "
-                        "PREFECT_API_URL=http://127.0.0.1:4200/api")
     path = Path(__file__).resolve().parents[1] / "deployments" / "register.py"
     if not path.exists():
         raise UserError(f"{path} not found: `pesflow deploy` registers the deployments of a source checkout")
@@ -295,7 +258,16 @@ def deploy(
     spec = importlib.util.spec_from_file_location("pesflow_deployments", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    ids = module.register(pool=pool, cron=cron, config_path=config, directory=directory)
+    try:
+        zone, origin = module.schedule_timezone(timezone)
+    except module.TimezoneError as exc:
+        raise UserError(f"--timezone: {exc}") from None
+    if not os.environ.get("PREFECT_API_URL"):
+        raise UserError("PREFECT_API_URL is not set: start a server (`pesflow ui`) and export "
+                        "PREFECT_API_URL=http://127.0.0.1:4200/api")
+    ids = module.register(pool=pool, cron=cron, config_path=config, directory=directory, timezone=zone)
     for name, dep_id in ids.items():
         console.print(f"deployment {name}: {dep_id}")
+    console.print(f"nightly-continuation schedule: cron '{cron or module.NIGHTLY_CRON}' in time zone {zone} "
+                  f"({origin})")
     console.print(f"start a worker: prefect worker start --pool {pool}")

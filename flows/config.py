@@ -5,11 +5,13 @@ Sections (every key optional; defaults give a small, cheap campaign):
 ``name``, ``seed``, ``directory``
 ``[system]``     what to learn: a built-in molecule/cluster or a structure file (any ASE format), and how the
                  labeled starting set is made (random displacements of the structure)
-``[potential]``  Moment Tensor Potential: level, cutoff (Å), radial basis, fit weights
-``[hmc]``        exploration: temperatures (K), samples per chain, integrator steps, time step (fs)
-``[selection]``  extrapolation-grade thresholds (select above ``threshold``, stop a chain above ``break_threshold``)
-                 and the per-iteration label budget
-``[labeling]``   PySCF method, basis, charge, spin, dispersion, workers
+``[potential]``  the fit stage's settings, :class:`tasks.fit.MTPSettings` (level, cutoff Å, radial basis, weights)
+``[hmc]``        the explore stage's settings, :class:`tasks.explore.ExploreSettings` (temperatures K, samples per
+                 chain, integrator steps, time step fs)
+``[selection]``  the select stage's settings, :class:`tasks.select.SelectionSettings` (candidates above
+                 ``threshold``, chains stop above ``break_threshold``, per-iteration label budget)
+``[labeling]``   the label stage's settings, :class:`tasks.label_settings.LabelSettings` (PySCF method, basis,
+                 charge, spin, dispersion, workers; defaults: PBE/def2-SVP with density fitting) + ``cache_dir``
 ``[stopping]``   iteration budget, label budget, held-out force-error target
 ``[executor]``   ``default`` (Prefect's thread runner; labels in local processes) or ``dask`` (prefect-dask:
                  a local cluster, or the address of a running scheduler)
@@ -23,9 +25,17 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from tasks.explore import ExploreSettings
+from tasks.fit import MTPSettings
+from tasks.label_settings import LabelSettings
+from tasks.select import SelectionSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_campaign.toml")
+#: the campaign's random streams (:meth:`CampaignConfig.stream`); append new ones, never reorder
+STREAMS = ("start_set", "test_set", "chain_starts", "chain", "select", "fit")
 
 
 class ConfigError(ValueError):
@@ -51,7 +61,7 @@ class SystemConfig(_Section):
     builtin: str | None = "H2O"
     structure: str | None = None
     index: str = ":"
-    n_start: int = Field(8, ge=1, le=10_000)
+    n_start: int = Field(8, ge=2, le=10_000)
     n_test: int = Field(8, ge=0, le=10_000)
     rattle: float = Field(0.08, ge=0, le=1.0)
     test_rattle: float | None = Field(None, ge=0, le=1.0)
@@ -71,109 +81,17 @@ class SystemConfig(_Section):
         return self
 
 
-class PotentialConfig(_Section):
-    """MTP: ``level`` (MLIP levels, even numbers 2…28), ``cutoff`` = max_dist (Å), ``min_distance`` = min_dist
-    (Å; omitted: 0.95 × the smallest distance in the labels), ``radial_basis_size`` (Chebyshev polynomials),
-    ``energy_weight``/``force_weight`` and ``regularization`` (L2) of the least-squares fit, ``full_fit``
-    (also optimise the radial coefficients, at most ``max_iter`` L-BFGS-B iterations)."""
+class LabelingConfig(LabelSettings):
+    """The label stage's settings (:class:`tasks.label_settings.LabelSettings`: method, functional, basis,
+    charge, spin, dispersion, workers, …; names checked against PySCF on loading) plus ``cache_dir``: the
+    label cache (default: inside the campaign directory; set it to share a cache between campaigns on
+    purpose)."""
 
-    level: int = Field(8, ge=2, le=28)
-    cutoff: PositiveFloat = 4.0
-    min_distance: PositiveFloat | None = None
-    radial_basis_size: int = Field(8, ge=2, le=32)
-    energy_weight: float = Field(1.0, ge=0)
-    force_weight: float = Field(0.01, ge=0)
-    regularization: float = Field(1e-12, ge=0)
-    full_fit: bool = True
-    max_iter: int = Field(200, ge=0)
-
-    @field_validator("level")
-    @classmethod
-    def _even(cls, v: int) -> int:
-        if v % 2:
-            raise ValueError(f"MTP levels are even numbers 2…28 (got {v})")
-        return v
-
-    @model_validator(mode="after")
-    def _range(self) -> PotentialConfig:
-        if self.min_distance is not None and self.min_distance >= self.cutoff:
-            raise ValueError(f"min_distance ({self.min_distance} Å) must be smaller than cutoff ({self.cutoff} Å)")
-        if self.energy_weight + self.force_weight <= 0:
-            raise ValueError("energy_weight and force_weight cannot both be 0")
-        return self
-
-    def fit_arguments(self, seed: int) -> dict:
-        """Keyword arguments of ``tasks.fit.fit_potential``."""
-        from hmc_core.mtp.fit import FitSettings
-
-        return {"level": self.level, "min_dist": self.min_distance, "max_dist": self.cutoff,
-                "radial_basis_size": self.radial_basis_size, "full": self.full_fit, "seed": seed,
-                "settings": FitSettings(energy_weight=self.energy_weight, force_weight=self.force_weight,
-                                        l2=self.regularization, max_iter=self.max_iter)}
-
-
-class HMCSettings(_Section):
-    """Exploration: one chain per (starting structure, temperature); ``n_starts`` starting structures drawn from
-    the labeled set each iteration. Temperatures in K, ``dt`` in fs, ``n_steps`` integrator steps per trajectory."""
-
-    temperatures: list[PositiveFloat] = Field(default_factory=lambda: [300.0, 600.0], min_length=1)
-    n_starts: int = Field(2, ge=1, le=1000)
-    n_samples: int = Field(60, ge=1, le=1_000_000)
-    n_steps: int = Field(10, ge=1, le=10_000)
-    dt: PositiveFloat = 0.5
-    n_warmup: int = Field(20, ge=0)
-    integrator: Literal["verlet", "omelyan"] = "verlet"
-    save_every: int = Field(2, ge=1)
-
-
-class SelectionConfig(_Section):
-    """Extrapolation grade γ (MaxVol, per atomic environment): configurations with γ > ``threshold`` are
-    candidates; a chain stops at γ > ``break_threshold``; at most ``budget`` labels per iteration."""
-
-    threshold: float = Field(2.0, ge=1.0)
-    break_threshold: float = Field(10.0, ge=1.0)
-    budget: int = Field(8, ge=1, le=100_000)
-
-    @model_validator(mode="after")
-    def _order(self) -> SelectionConfig:
-        if self.break_threshold <= self.threshold:
-            raise ValueError(f"break_threshold ({self.break_threshold}) must exceed threshold ({self.threshold})")
-        return self
-
-
-class LabelingConfig(_Section):
-    """PySCF settings (``tasks.label_settings.LabelSettings``): ``method`` (``hf``, ``dft``, ``mp2``),
-    ``functional`` for DFT, ``basis``, total ``charge``, ``spin`` (2S = N_alpha − N_beta), ``dispersion``
-    (``d3bj``, ``d3zero``, ``d4`` or none), ``density_fit``, ``n_workers`` parallel processes, ``max_memory`` (MB
-    per worker), ``cache_dir`` (default: inside the campaign directory; set it to share a cache between
-    campaigns on purpose). Method, functional and basis names are checked against PySCF on loading."""
-
-    method: Literal["hf", "dft", "mp2"] = "hf"
-    functional: str = "pbe"
-    basis: str = "sto-3g"
-    charge: int = 0
-    spin: int = Field(0, ge=0)
-    dispersion: Literal["d3bj", "d3zero", "d4"] | None = None
-    density_fit: bool = False
-    n_workers: int = Field(2, ge=1, le=1024)
-    max_memory: int = Field(2000, ge=100)
     cache_dir: str | None = None
 
-    def settings_fields(self) -> dict:
-        """Keyword arguments of ``LabelSettings``."""
-        return self.model_dump(exclude={"cache_dir"})
-
-    @model_validator(mode="after")
-    def _check_with_pyscf(self) -> LabelingConfig:
-        try:
-            from tasks.label_settings import LabelSettings
-        except ImportError:  # the label stage is not installed: checked when it runs
-            return self
-        try:
-            LabelSettings(**self.settings_fields())
-        except ValidationError as exc:
-            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
-        return self
+    def label_settings(self) -> LabelSettings:
+        """The settings without the campaign-only ``cache_dir`` (what the label stage and its cache key see)."""
+        return LabelSettings(**self.model_dump(exclude={"cache_dir"}))
 
 
 class StoppingConfig(_Section):
@@ -212,13 +130,21 @@ class CampaignConfig(_Section):
     seed: int = Field(0, ge=0)
     directory: str | None = None
     system: SystemConfig = SystemConfig()
-    potential: PotentialConfig = PotentialConfig()
-    hmc: HMCSettings = HMCSettings()
-    selection: SelectionConfig = SelectionConfig()
+    potential: MTPSettings = MTPSettings()
+    hmc: ExploreSettings = ExploreSettings()
+    selection: SelectionSettings = SelectionSettings()
     labeling: LabelingConfig = LabelingConfig()
     stopping: StoppingConfig = StoppingConfig()
     executor: ExecutorConfig = ExecutorConfig()
     source_dir: str = Field(".", exclude=True, description="folder of the config file (for relative paths)")
+
+    @model_validator(mode="after")
+    def _budgets(self) -> CampaignConfig:
+        if self.stopping.max_labels < self.system.n_start:
+            raise ValueError(f"[stopping] max_labels ({self.stopping.max_labels}) is below [system] n_start "
+                             f"({self.system.n_start}): the starting set alone would exceed the label budget; "
+                             "raise max_labels or lower n_start")
+        return self
 
     def structure_path(self) -> Path | None:
         """Absolute path of ``system.structure`` (relative paths are taken from the config file's folder)."""
@@ -230,6 +156,24 @@ class CampaignConfig(_Section):
     def campaign_dir(self, override: str | Path | None = None) -> Path:
         """The campaign directory: ``override``, else ``directory``, else ``runs/<name>`` (from the current folder)."""
         return Path(override or self.directory or Path("runs") / self.name).expanduser().resolve()
+
+    def stream(self, purpose: str, *key: int) -> np.random.SeedSequence:
+        """The random stream of one use of randomness: ``SeedSequence(seed, spawn_key=(purpose, *key))``.
+
+        purpose: one of :data:`STREAMS` (start set, test set, chain starts, chain, select, fit); key: e.g.
+        (iteration, system, start, temperature) for a chain. Distinct keys give independent streams that never
+        collide, whatever the number of starts or temperatures (O'Neill's SeedSequence, NumPy ≥ 1.17)."""
+        if purpose not in STREAMS:
+            raise ValueError(f"unknown random stream {purpose!r}; streams are {STREAMS}")
+        return np.random.SeedSequence(self.seed, spawn_key=(STREAMS.index(purpose), *(int(k) for k in key)))
+
+    def with_overrides(self, **sections: dict) -> CampaignConfig:
+        """A validated copy with some keys replaced, e.g. ``with_overrides(stopping={"max_iterations": 5})``
+        (command-line overrides go through the same checks as the file). Raises :class:`ConfigError`."""
+        data = self.model_dump(exclude_none=True)
+        for name, update in sections.items():
+            data[name] = {**data.get(name, {}), **update}
+        return parse_config(data, "command-line override", source_dir=self.source_dir)
 
     def to_toml(self) -> str:
         """The configuration as TOML text (all values explicit; ``None`` values omitted)."""
@@ -274,11 +218,11 @@ def _describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
     return f"{where}: " + "; ".join(lines)
 
 
-def parse_config(data: dict, source: str | Path = "<config>") -> CampaignConfig:
+def parse_config(data: dict, source: str | Path = "<config>", source_dir: str | None = None) -> CampaignConfig:
     """Validate a nested dict (as read from TOML/YAML) into a :class:`CampaignConfig`."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the configuration must be a table of sections, got {type(data).__name__}")
-    src_dir = str(Path(source).resolve().parent) if Path(str(source)).exists() else "."
+    src_dir = source_dir or (str(Path(source).resolve().parent) if Path(str(source)).exists() else ".")
     try:
         return CampaignConfig.model_validate({**data, "source_dir": src_dir})
     except ValidationError as exc:

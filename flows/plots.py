@@ -65,15 +65,15 @@ def parity(store: CampaignStore, out: Path) -> Path | None:
     """Final potential against PySCF on the held-out set (or the labels): energies per atom and forces."""
     import matplotlib.pyplot as plt
 
-    from flows.active_learning import ok_labels
     from hmc_core.configurations import config_arrays
     from hmc_core.mtp import read_mtp
+    from hmc_core.mtp.fit import usable_labels
 
     if not store.path("final.mtp").exists():
         return None
     pot = read_mtp(store.path("final.mtp"), below_min_dist="allow")
     ds = store.read_dataset("test_set.nc") if store.has("test_set.nc") else store.read_labels()
-    ds = ok_labels(ds)
+    ds = usable_labels(ds)
     if ds.sizes["config"] == 0:
         return None
     e_ref, e_pred, f_ref, f_pred = [], [], [], []

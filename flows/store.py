@@ -33,13 +33,15 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
+from hmc_core.atomic_io import atomic_target, remove_stale_temporaries
 from hmc_core.configurations import concat, read_netcdf, write_netcdf
 
 STAGES = ("fit", "explore", "select", "label")
@@ -49,21 +51,16 @@ class CampaignBusy(RuntimeError):
     """Another process is running this campaign directory."""
 
 
+def write_bytes_atomic(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` durably and atomically (:func:`hmc_core.atomic_io.atomic_target`)."""
+    with atomic_target(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
 def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` through a temporary file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    """Write ``text`` to ``path`` durably and atomically."""
+    return write_bytes_atomic(path, text.encode())
 
 
 def _jsonable(obj):
@@ -119,6 +116,10 @@ class CampaignStore:
         """``<dir>/name`` or ``<dir>/iterations/NNN/name``."""
         return (self.root if iteration is None else self.iteration_dir(iteration)) / name
 
+    def label_cache_dir(self, configured: str | None = None) -> Path:
+        """The label cache: ``configured`` (``[labeling] cache_dir``) or ``<dir>/label_cache``."""
+        return Path(configured).expanduser() if configured else self.default_cache_dir
+
     def iterations(self) -> list[int]:
         """Iterations that have a folder, sorted."""
         base = self.root / "iterations"
@@ -149,17 +150,26 @@ class CampaignStore:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "unknown"
             fh.close()
-            raise CampaignBusy(f"another process is running the campaign in {self.root}") from None
+            raise CampaignBusy(f"another process ({holder}) is running the campaign in {self.root}; wait for it "
+                               "to finish or stop it, then run the same command again") from None
         try:
             fh.seek(0)
             fh.truncate()
-            fh.write(str(os.getpid()))
+            fh.write(f"pid {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
             fh.flush()
             yield self
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
             fh.close()
+
+    def remove_stale_temporaries(self) -> list[Path]:
+        """Delete the temporary files killed writers left in the campaign's folders (the label cache cleans
+        its own). Returns what was removed."""
+        folders = [self.root, *(p for p in (self.root / "iterations").glob("*") if p.is_dir())]
+        return [p for f in folders for p in remove_stale_temporaries(f)]
 
     # ---- datasets and JSON -------------------------------------------------------------------------------
     def write_dataset(self, name: str, ds: xr.Dataset, iteration: int | None = None) -> Path:
@@ -177,6 +187,18 @@ class CampaignStore:
     def read_json(self, name: str, iteration: int | None = None) -> dict:
         return json.loads(self.path(name, iteration).read_text())
 
+    def write_mtp(self, potential, path: Path) -> Path:
+        """An MTP in MLIP's .mtp format, written atomically."""
+        from hmc_core.mtp import write_mtp
+
+        with atomic_target(path) as tmp:
+            write_mtp(potential, tmp)
+        return path
+
+    def copy_file(self, source: Path, target: Path) -> Path:
+        """Copy ``source`` to ``target`` atomically."""
+        return write_bytes_atomic(target, Path(source).read_bytes())
+
     # ---- stage markers -----------------------------------------------------------------------------------
     def mark_done(self, stage: str, iteration: int, info: dict | None = None) -> None:
         """Write the completion marker of ``stage`` (last, after the stage's outputs)."""
@@ -192,6 +214,17 @@ class CampaignStore:
     # ---- labels ------------------------------------------------------------------------------------------
     def read_labels(self) -> xr.Dataset | None:
         return read_netcdf(self.labels_path) if self.labels_path.exists() else None
+
+    def training_labels(self, iteration: int) -> xr.Dataset:
+        """The usable labels that iteration ``iteration`` fits: those made before it (``iteration`` variable
+        < ``iteration``; the starting set has −1). Later labels never leak into an earlier iteration, so an
+        iteration redone after a crash sees exactly what it saw the first time."""
+        from hmc_core.mtp.fit import usable_labels
+
+        labels = self.read_labels()
+        if labels is None:
+            raise FileNotFoundError(f"{self.labels_path} does not exist: the starting set has not been labeled")
+        return usable_labels(labels.isel(config=np.flatnonzero(labels["iteration"].values < iteration)))
 
     def add_labels(self, new: xr.Dataset, iteration: int, origin: str) -> xr.Dataset:
         """Add labels of ``iteration`` to labels.nc, replacing rows of the same iteration and origin
@@ -211,12 +244,21 @@ class CampaignStore:
         if not parts:
             return new
         merged = concat(_aligned(parts)) if len(parts) > 1 else parts[0]
+        order = np.argsort(merged["iteration"].values, kind="stable")  # rows in iteration order, always
+        merged = merged.isel(config=order)
         write_netcdf(netcdf_safe(merged), self.labels_path)
         return merged
 
     # ---- metrics -----------------------------------------------------------------------------------------
     def read_metrics(self) -> xr.Dataset | None:
         return read_netcdf(self.metrics_path) if self.metrics_path.exists() else None
+
+    def metrics_row(self, iteration: int) -> dict | None:
+        """The recorded metrics of ``iteration`` (a finished iteration), or None."""
+        metrics = self.read_metrics()
+        if metrics is None or iteration not in metrics["iteration"].values:
+            return None
+        return {k: metrics[k].sel(iteration=iteration).item() for k in metrics.data_vars}
 
     def record_metrics(self, iteration: int, row: dict[str, float | int | str]) -> xr.Dataset:
         """Write (or replace) the metrics of one iteration in metrics.nc (dim ``iteration``)."""

@@ -1,15 +1,19 @@
 """Select stage: extrapolation grades of sampled configurations → at most ``budget`` candidates to label.
 
-Plain function :func:`select_candidates` (testable without Prefect) and its Prefect task :data:`select_task`.
+Stage contract (see :mod:`tasks.explore`): :class:`SelectionSettings` (the campaign's ``[selection]``),
+:class:`SelectInputs`, :func:`run_select` ``(inputs, settings, seed) -> SelectResult`` and :data:`select_task`.
+The numerical core is :func:`select_candidates`.
 
 Rule (MLIP's active learning, Podryabinkin & Shapeev 2017): a configuration is a candidate when its
-grade γ (w.r.t. the current active set) is ≥ ``threshold`` (default 2). Among the candidates, greedy
+grade γ (w.r.t. the current active set) is above ``threshold`` (γ > threshold, default 2). "Above" means
+strictly greater everywhere in pesflow: candidates (γ > threshold), breaks (γ > break_threshold) and the HMC
+chain stop (γ > break_threshold), and the settings require break_threshold > threshold. Among the candidates, greedy
 MaxVol picks, one configuration at a time, the one whose row grows the active-set volume most, then
 updates the grades of the rest (so near-duplicates from one HMC chain lose their grade once one of
 them is picked), until ``budget`` configurations are chosen or none would grow the volume
 (γ ≤ 1 + ``tol``). In atom mode, rows of an already chosen configuration are swapped in for free.
 
-Configurations with γ ≥ ``break_threshold`` (default 10) are *selected like the others*, not
+Configurations with γ > ``break_threshold`` (default 10) are *selected like the others*, not
 discarded: they are where the potential extrapolates most and so carry the most information (MLIP
 labels them too). Their ``reason`` is ``"break"`` so a campaign can count them: they show that a
 chain left the trusted region (the HMC grade monitor stops chains there). Configurations whose
@@ -19,9 +23,12 @@ basis is not finite (atoms closer than the potential's ``min_dist``) get γ = in
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import xarray as xr
 from prefect import task
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hmc_core.configurations import validate
 from hmc_core.uncertainty import ActiveSet, configuration_rows
@@ -49,8 +56,8 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
     """
     if not (np.isfinite(threshold) and threshold >= 1.0):
         raise ValueError(f"threshold must be ≥ 1 (γ ≤ 1 is interpolation), got {threshold}")
-    if not break_threshold >= threshold:
-        raise ValueError(f"break_threshold ({break_threshold}) must be ≥ threshold ({threshold})")
+    if not break_threshold > threshold:
+        raise ValueError(f"break_threshold ({break_threshold}) must exceed threshold ({threshold})")
     if int(budget) != budget or budget < 0:
         raise ValueError(f"budget must be a non-negative integer, got {budget}")
     validate(pool)
@@ -67,7 +74,7 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
     grades = np.full(n, np.inf)
     if len(rows):
         grades[valid] = active_set.config_grades(rows, row_config, n)[valid]
-    candidate = valid & (grades >= threshold)
+    candidate = valid & (grades > threshold)
 
     # tie-breaking order: a seeded permutation of the configurations
     perm = np.random.default_rng(seed).permutation(n)
@@ -78,8 +85,8 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
                             candidates=candidate[perm])
     chosen = perm[sel.chosen]
 
-    reason = np.where(~valid, "invalid", np.where(grades < threshold, "below_threshold", "not_chosen")).astype(object)
-    reason[chosen] = np.where(grades[chosen] >= break_threshold, "break", "extrapolation")
+    reason = np.where(~valid, "invalid", np.where(grades <= threshold, "below_threshold", "not_chosen")).astype(object)
+    reason[chosen] = np.where(grades[chosen] > break_threshold, "break", "extrapolation")
     selected_flag = np.zeros(n, np.int8)
     selected_flag[chosen] = 1
 
@@ -108,7 +115,7 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
             "n_invalid": int((~valid).sum()),
             "n_candidates": int(candidate.sum()),
             "n_selected": int(len(chosen)),
-            "n_break": int((valid & (grades >= break_threshold)).sum()),
+            "n_break": int((valid & (grades > break_threshold)).sum()),
             "max_grade": float(grades[valid].max()) if valid.any() else float("nan"),
             "n_swaps": int(sel.n_swaps),
         },
@@ -122,4 +129,56 @@ def _attrs(threshold, break_threshold, budget, seed, active_set: ActiveSet) -> d
             "budget": int(budget), "seed": int(seed), "active_set_mode": active_set.mode}
 
 
-select_task = task(select_candidates, name="select", task_run_name="select-{budget}-of-pool")
+class SelectionSettings(BaseModel):
+    """Selection by extrapolation grade γ (campaign section ``[selection]``): candidates have γ > ``threshold``;
+    a chain stops, and a selected frame counts as a "break", at γ > ``break_threshold``; at most ``budget``
+    labels per iteration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    threshold: float = Field(2.0, ge=1.0, allow_inf_nan=False)
+    break_threshold: float = Field(10.0, ge=1.0, allow_inf_nan=False)
+    budget: int = Field(8, ge=1, le=100_000)
+
+    @model_validator(mode="after")
+    def _order(self) -> SelectionSettings:
+        if not self.break_threshold > self.threshold:
+            raise ValueError(f"break_threshold ({self.break_threshold}) must exceed threshold ({self.threshold})")
+        return self
+
+
+@dataclass(frozen=True)
+class SelectInputs:
+    """pool: explored frames (configurations dataset); potential: the MTP whose basis defines the grades;
+    active_set: its active set; max_new: labels still allowed by the campaign's label budget."""
+
+    pool: xr.Dataset
+    potential: object
+    active_set: ActiveSet
+    max_new: int
+
+
+@dataclass(frozen=True)
+class SelectResult:
+    """selected: the chosen configurations; summary: per-frame grades and the grade histogram (see
+    :func:`select_candidates`); counts: frames above the threshold, above the break threshold, invalid."""
+
+    selected: xr.Dataset
+    summary: xr.Dataset
+    n_above_threshold: int
+    n_above_break: int
+    n_invalid: int
+
+
+def run_select(inputs: SelectInputs, settings: SelectionSettings, seed: np.random.SeedSequence | int) -> SelectResult:
+    """At most ``min(settings.budget, inputs.max_new)`` candidates of ``inputs.pool`` (see module docstring)."""
+    if isinstance(seed, np.random.SeedSequence):
+        seed = int(seed.generate_state(1)[0])
+    budget = max(0, min(settings.budget, int(inputs.max_new)))
+    selected, summary = select_candidates(inputs.pool, inputs.potential, inputs.active_set, settings.threshold,
+                                          settings.break_threshold, budget, seed)
+    a = summary.attrs
+    return SelectResult(selected, summary, int(a["n_candidates"]), int(a["n_break"]), int(a["n_invalid"]))
+
+
+select_task = task(run_select, name="select")

@@ -29,8 +29,12 @@ n_samples = 30
 n_warmup = 10
 save_every = 2
 [selection]
+threshold = 1.1
 budget = 3
 [labeling]
+method = "hf"
+basis = "sto-3g"
+density_fit = false
 n_workers = {workers}
 [stopping]
 max_iterations = {iterations}
@@ -103,7 +107,7 @@ def test_two_iteration_campaign_end_to_end(harness, tmp_path):
     samples = store.read_dataset("samples.nc", 0)
     assert samples.sizes["config"] > 0 and np.isfinite(samples["grade"].values).any()
     cand = store.read_dataset("candidates.nc", 0)
-    assert np.all(cand["grade"].values >= 2.0)
+    assert np.all(cand["grade"].values > 1.1)
     assert store.read_dataset("trajectories.nc", 0).sizes["chain"] == 2
 
     # Prefect artifacts: metrics table, markdown summary, progress at 100 %

@@ -12,7 +12,7 @@ from hmc_core.mtp import MTP
 from hmc_core.mtp.fit import FitSettings, TrainingData, error_report, fit_full, fit_linear, loss_and_radial_gradient
 from hmc_core.mtp.levels import generate_basis
 from hmc_core.potentials import ForceField, LennardJones
-from tasks.fit import fit_potential, fit_task
+from tasks.fit import MTPSettings, fit_potential, fit_task
 
 # Argon-like Lennard-Jones (ε = 0.0103 eV, σ = 3.405 Å), shifted at 5 Å = the MTP cutoff.
 LJ = LennardJones(species=[18], epsilon=0.0103, sigma=3.405, cutoff=5.0, shift=True, units="metal")
@@ -112,8 +112,11 @@ def test_fit_stage_filters_failed_labels(lj_sets, tmp_path):
     assert report["train_errors"]["all"]["n_configs"] == 12
     assert mtp.species == (18,) and 2.0 < mtp.min_dist < 3.5
     assert (tmp_path / "p.mtp").exists()
-    via_task, report_task = fit_task.fn(labels, level=6, full=False)
-    assert np.array_equal(via_task.moment_coeffs, mtp.moment_coeffs)
+    settings = MTPSettings(level=6, full_fit=False, cutoff=5.0, min_distance=mtp.min_dist, regularization=1e-12)
+    via_task = fit_task.fn(labels, settings, 0)
+    assert np.array_equal(via_task.potential.moment_coeffs, mtp.moment_coeffs)
+    assert via_task.report["n_configs_used"] == 12
+    assert via_task.active_set.mode == "atom" and via_task.active_set.inverse.shape[0] == mtp.n_basis + mtp.n_species
     with pytest.raises(ValueError, match="no usable configuration"):
         bad = labels.copy(deep=True)
         bad["status"].values[:] = "failed"

@@ -79,10 +79,36 @@ def test_selection_thresholds_and_break_reason(mtp, setup):
 
 
 def test_select_task_matches_plain_function(mtp, setup):
+    """The stage function (budget = min(settings.budget, labels left)) and its Prefect task choose what the
+    numerical core chooses; counts come from the summary."""
+    from tasks.select import SelectInputs, SelectionSettings, run_select
+
     _, active, pool = setup
-    plain, _ = select_candidates(pool, mtp, active, budget=3)
-    via_task, _ = select_task.fn(pool, mtp, active, budget=3)
-    assert np.array_equal(plain["pool_index"].values, via_task["pool_index"].values)
+    plain, summary = select_candidates(pool, mtp, active, budget=2, seed=5)
+    settings = SelectionSettings(budget=3)
+    stage = run_select(SelectInputs(pool, mtp, active, max_new=2), settings, 5)
+    via_task = select_task.fn(SelectInputs(pool, mtp, active, max_new=2), settings, 5)
+    for result in (stage, via_task):
+        assert np.array_equal(plain["pool_index"].values, result.selected["pool_index"].values)
+        assert result.n_above_threshold == summary.attrs["n_candidates"] > 0
+        assert result.n_above_break == summary.attrs["n_break"]
+    assert stage.selected.sizes["config"] == 2
+
+
+def test_threshold_means_strictly_above(mtp, setup):
+    """γ exactly at the threshold is not a candidate (">" everywhere), and break_threshold must exceed it."""
+    from tasks.select import SelectionSettings
+
+    _, active, pool = setup
+    _, summary = select_candidates(pool, mtp, active, budget=0)
+    g = np.sort(summary["grade"].values[np.isfinite(summary["grade"].values)])
+    at = float(g[len(g) // 2])
+    _, exact = select_candidates(pool, mtp, active, threshold=max(at, 1.0), break_threshold=1e9, budget=0)
+    assert exact.attrs["n_candidates"] == int((summary["grade"].values > max(at, 1.0)).sum())
+    with pytest.raises(ValueError, match="must exceed"):
+        select_candidates(pool, mtp, active, threshold=3.0, break_threshold=3.0)
+    with pytest.raises(ValueError, match="must exceed"):
+        SelectionSettings(threshold=3.0, break_threshold=3.0)
 
 
 def test_grade_monitor_stops_hmc_chain(mtp, setup):

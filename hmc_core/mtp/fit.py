@@ -82,6 +82,12 @@ def usable_configurations(ds: xr.Dataset) -> np.ndarray:
     return np.nonzero(ok)[0]
 
 
+def usable_labels(ds: xr.Dataset) -> xr.Dataset:
+    """The configurations of ``ds`` that may enter a fit (:func:`usable_configurations`): the one home of the
+    rule "labels usable for fitting"."""
+    return ds.isel(config=usable_configurations(ds))
+
+
 class TrainingData:
     """Configurations prepared once for repeated fits: wrapped positions, types, neighbour lists, labels."""
 
@@ -353,6 +359,24 @@ def _errors(pred, ref) -> dict:
     if d.size == 0:
         return {"mae": None, "rmse": None, "count": 0}
     return {"mae": float(np.abs(d).mean()), "rmse": float(np.sqrt((d * d).mean())), "count": int(d.size)}
+
+
+ERROR_KEYS = ("energy_mae_meV_per_atom", "energy_rmse_meV_per_atom", "force_mae_eV_per_A", "force_rmse_eV_per_A")
+
+
+def prediction_errors(mtp: MTP, ds: xr.Dataset) -> dict[str, float]:
+    """Flat error summary of ``mtp`` on the usable labels of ``ds``: :data:`ERROR_KEYS` (energy MAE/RMSE per atom,
+    meV/atom; force component MAE/RMSE, eV/Å; NaN when there is nothing to compare). Atoms closer than the
+    MTP's ``min_dist`` are extrapolated (as MLIP does), not refused."""
+    if getattr(mtp, "below_min_dist", "allow") != "allow":
+        mtp = mtp.copy()
+        mtp.below_min_dist = "allow"
+    if len(usable_configurations(ds)) == 0:
+        return dict.fromkeys(ERROR_KEYS, float("nan"))
+    rep = error_report(mtp, ds)["all"]
+    values = (rep["energy_mev_per_atom"]["mae"], rep["energy_mev_per_atom"]["rmse"],
+              rep.get("forces_ev_per_A", {}).get("mae"), rep.get("forces_ev_per_A", {}).get("rmse"))
+    return {k: float("nan") if v is None else float(v) for k, v in zip(ERROR_KEYS, values, strict=True)}
 
 
 def error_report(mtp: MTP, ds: xr.Dataset, indices=None, groups=None) -> dict:

@@ -1,0 +1,122 @@
+"""Every check of a campaign that needs no computation, run before anything expensive starts (a Prefect server
+included): the structure, the starting and test sets, the elements against the basis, the campaign directory.
+
+:func:`preflight` raises :class:`flows.app.UserError` (or :class:`flows.config.ConfigError`) with what is
+wrong, where, and how to fix it; the CLI prints one line and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from flows.app import UserError
+from flows.config import CampaignConfig
+
+
+def check_structure(cfg: CampaignConfig):
+    """The reference structure(s): readable, finite coordinates, no two atoms closer than ``[system]
+    min_distance``. Returns the configurations dataset."""
+    from flows.systems import load_system, min_distance
+
+    where = f"structure file {cfg.structure_path()}" if cfg.system.structure else f"builtin {cfg.system.builtin!r}"
+    if cfg.system.structure is not None and not cfg.structure_path().exists():
+        raise UserError(f"no such structure file: {cfg.structure_path()} ([system] structure)")
+    if cfg.structure_path() is not None and cfg.structure_path().is_dir():
+        raise UserError(f"[system] structure = {cfg.system.structure!r} is a directory; give a structure file")
+    try:
+        system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
+    except (ValueError, KeyError, OSError) as exc:
+        raise UserError(f"cannot read {where}: {exc}") from None
+    from hmc_core.configurations import config_arrays
+
+    for k in range(system.sizes["config"]):
+        x, z, cell, pbc = config_arrays(system, k)
+        bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
+        if len(bad):
+            raise UserError(f"{where}, structure {k}: atom {bad[0]} has non-finite coordinates {x[bad[0]]}; "
+                            "fix the file")
+        d = min_distance(x, cell, pbc)
+        if d < cfg.system.min_distance:
+            i, j = _closest_pair(x)
+            raise UserError(f"{where}, structure {k}: atoms {i} and {j} are {d:.3f} Å apart, closer than [system] "
+                            f"min_distance = {cfg.system.min_distance} Å (overlapping or duplicated atoms?); "
+                            "fix the structure")
+    return system
+
+
+def _closest_pair(x: np.ndarray) -> tuple[int, int]:
+    d = np.linalg.norm(x[:, None] - x[None], axis=-1) + np.diag(np.full(len(x), np.inf))
+    i, j = np.unravel_index(np.argmin(d), d.shape)
+    return int(min(i, j)), int(max(i, j))
+
+
+def check_elements(cfg: CampaignConfig, system) -> None:
+    """Refuse elements the labeling basis does not cover."""
+    from pyscf import gto
+    from pyscf.data.elements import ELEMENTS
+
+    elements = sorted({int(z) for z in np.unique(system["species"].values) if z > 0})
+    for z in elements:
+        try:
+            gto.basis.load(cfg.labeling.basis, ELEMENTS[z])
+        except Exception as exc:
+            raise UserError(f"[labeling] basis {cfg.labeling.basis!r} does not cover element {ELEMENTS[z]} (Z={z}) "
+                            f"of the system: {str(exc).splitlines()[0]}; choose a basis that covers it") from None
+
+
+def check_sets(cfg: CampaignConfig, system) -> None:
+    """The random displacements of the starting and test sets can be drawn (cheap; the same draws the flow
+    makes, so the flow cannot fail on them later)."""
+    from flows.systems import rattled_set
+
+    s = cfg.system
+    for what, n, sigma, stream in (("starting set", s.n_start, s.rattle, "start_set"),
+                                   ("test set", s.n_test, s.rattle if s.test_rattle is None else s.test_rattle,
+                                    "test_set")):
+        if n:
+            try:
+                rattled_set(system, n, sigma, s.min_distance, cfg.stream(stream))
+            except ValueError as exc:
+                key = "rattle" if what == "starting set" or s.test_rattle is None else "test_rattle"
+                raise UserError(f"{what}: {exc}; lower [system] {key} or min_distance") from None
+
+
+def check_directory(cfg: CampaignConfig, directory: Path) -> None:
+    """The campaign directory: creatable and writable, not a file, not another campaign, not busy."""
+    from flows.store import CampaignBusy, CampaignStore, _comparable
+
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise UserError(f"campaign directory {directory} is a file; choose a directory (--dir)")
+    probe = directory
+    while not probe.exists():
+        probe = probe.parent
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise UserError(f"campaign directory {directory}: {probe} is not writable; choose another --dir")
+    store = CampaignStore(directory)
+    if store.config_path.exists():
+        import tomllib
+
+        try:
+            old = _comparable(store.config_path.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{store.config_path} is not valid TOML ({exc}); remove the directory or fix it") from None
+        if old != _comparable(cfg.to_toml()):
+            raise UserError(f"{directory} holds a campaign with a different configuration ({store.config_path}); "
+                            "choose another directory (--dir) or remove it")
+        try:
+            with store.locked():
+                pass
+        except CampaignBusy as exc:
+            raise UserError(str(exc)) from None
+
+
+def preflight(cfg: CampaignConfig, directory: Path) -> None:
+    """All checks that need no computation (see the module docstring)."""
+    system = check_structure(cfg)
+    check_sets(cfg, system)
+    check_elements(cfg, system)
+    check_directory(cfg, directory)
