@@ -2,7 +2,8 @@
 
 Command modules (``flows/cmd_*.py``) register their commands on :data:`app`; ``flows.cli`` imports
 them all. Errors that a user can fix are raised as :class:`UserError` (or a ValueError /
-FileNotFoundError from lower layers) and shown as one clear line with exit code 2.
+FileNotFoundError from lower layers) and shown as one clear line with exit code 2. The root callback applies
+:func:`flows.server.configure_environment` before every command (Prefect reads its settings at import).
 """
 
 from __future__ import annotations
@@ -27,3 +28,6 @@ class UserError(Exception):
 @app.callback()
 def _root() -> None:
     """pesflow: launch, watch and schedule potential-energy-surface learning."""
+    from flows.server import configure_environment
+
+    configure_environment()  # before any command imports Prefect: no telemetry, patience for server starts

@@ -53,6 +53,7 @@ def melt(
 ):
     """Heat an fcc crystal and cool a liquid at fixed pressure: curves, hysteresis, melting bracket."""
     from flows.phase import MeltingCurveSettings, melting_curve
+    from flows.server import flow_server
     from hmc_core.phase_system import scan_temperatures
 
     _check_pressure(pressure)
@@ -64,10 +65,11 @@ def melt(
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     console.print(f"melting curve of {element}: {len(temps)} temperatures, {4 * n_cells**3} atoms → {out}")
-    summary = melting_curve(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                            n_cells=n_cells, n_chains=chains, vacancy_fraction=vacancies,
-                            interstitial_fraction=interstitials, n_samples=n_samples, n_warmup=warmup,
-                            cutoff_sigma=cutoff, seed=seed, n_workers=workers)
+    with flow_server():
+        summary = melting_curve(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
+                                n_cells=n_cells, n_chains=chains, vacancy_fraction=vacancies,
+                                interstitial_fraction=interstitials, n_samples=n_samples, n_warmup=warmup,
+                                cutoff_sigma=cutoff, seed=seed, n_workers=workers)
     lo, hi = summary["bracket"]
     console.print(f"melting bracket: T₋ = {lo}, T₊ = {hi}; hysteresis estimate {summary['T_hysteresis']}; "
                   f"published LJ melting line {summary['reference_T_m']}")
@@ -96,6 +98,7 @@ def coexist(
 ):
     """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it."""
     from flows.phase import CoexistenceSettings, coexistence
+    from flows.server import flow_server
     from hmc_core.phase_system import scan_temperatures
 
     _check_pressure(pressure)
@@ -110,10 +113,11 @@ def coexist(
         raise UserError(str(exc)) from exc
     console.print(f"coexistence runs of {element}: {len(temps)} temperatures, {4 * cells[0] * cells[1] * cells[2]} "
                   f"atoms each, {n_samples} sweeps → {out}")
-    summary = coexistence(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                          n_cells=tuple(cells), n_samples=n_samples, analyse_every=every, n_melt=melt_sweeps,
-                          n_hold=hold, n_steps=steps, threshold=threshold, cutoff_sigma=cutoff, seed=seed,
-                          n_workers=workers)
+    with flow_server():
+        summary = coexistence(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
+                              n_cells=tuple(cells), n_samples=n_samples, analyse_every=every, n_melt=melt_sweeps,
+                              n_hold=hold, n_steps=steps, threshold=threshold, cutoff_sigma=cutoff, seed=seed,
+                              n_workers=workers)
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g}: {r['outcome']} (solid fraction {r['initial_solid_fraction']:.3f} → "
                       f"{r['final_solid_fraction']:.3f}, Δφ = {r['delta_solid_fraction']:+.3f}, "
@@ -147,6 +151,7 @@ def seed(
 
     Seeds take the bulk crystal's lattice at (T, P); the liquid first relaxes around the held seed."""
     from flows.phase import SeededSettings, seeded_crystallisation
+    from flows.server import flow_server
     from hmc_core.phase_system import PhaseSystem
     from hmc_core.structures import crystal_seed, insert_seed, lattice
 
@@ -167,11 +172,12 @@ def seed(
         raise UserError(str(exc)) from exc
     console.print(f"seeded crystallisation of {element}: {len(settings.structures)} structure(s) × "
                   f"{len(settings.seed_sizes)} size(s) × {len(temps)} T → {out}")
-    summary = seeded_crystallisation(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                                     structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
-                                     n_cells=n_cells, n_samples=n_samples, analyse_every=every,
-                                     cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench,
-                                     n_hold=hold, n_replicas=replicas, n_steps=steps)
+    with flow_server():
+        summary = seeded_crystallisation(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
+                                         structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
+                                         n_cells=n_cells, n_samples=n_samples, analyse_every=every,
+                                         cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench,
+                                         n_hold=hold, n_replicas=replicas, n_steps=steps)
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']} (r{r['replica']}): "
                       f"{r['outcome']} "
