@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,13 +15,11 @@ from flows.app import UserError, app, console
 
 
 def campaign_environment() -> None:
-    """Environment defaults of the campaign commands, set before Prefect and PySCF are imported (the user's own
-    values win): no telemetry (offline machines); patience for the temporary Prefect server's first start (it
-    creates its database: ~20 s on an idle 2-core machine, much more under load); PySCF's OpenMP threads sleep
-    instead of spinning while they wait (spinning slows labels 2–3× on a busy machine)."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    """Environment defaults (no telemetry, patience for server starts, passive OpenMP waits): see
+    :func:`flows.server.configure_environment`, which the CLI's root callback already applies to every command."""
+    from flows.server import configure_environment
+
+    configure_environment()
 
 
 def _campaign_dir(directory: Path) -> Path:
@@ -87,12 +83,13 @@ def run(
         cfg = cfg.with_overrides(stopping={"max_iterations": max_iterations})
     cfg_dir = cfg.campaign_dir(directory)
     preflight(cfg, cfg_dir)
-    console.print(f"campaign [bold]{cfg.name}[/] → {cfg_dir} (Prefect starts a temporary server unless "
-                  "PREFECT_API_URL is set)")
+    console.print(f"campaign [bold]{cfg.name}[/] → {cfg_dir}")
     from flows.active_learning import active_learning
+    from flows.server import flow_server
 
     t_call = time.perf_counter()
-    summary = active_learning(config=cfg, directory=str(cfg_dir))
+    with flow_server():  # PREFECT_API_URL, a running `pesflow ui`, or a server of this run's own
+        summary = active_learning(config=cfg, directory=str(cfg_dir))
     t_end = time.perf_counter()
     wall = t_end - t0
     outside = {"imports + config checks": t_call - t0,
@@ -218,22 +215,16 @@ def plot(directory: Path = typer.Argument(..., help="campaign directory"),
 
 
 @app.command()
-def ui(port: int = typer.Option(4200, help="port on 127.0.0.1")):
-    """Start the Prefect server and UI on 127.0.0.1 (Ctrl-C stops it); then set
-    PREFECT_API_URL=http://127.0.0.1:PORT/api so that runs and workers report to it."""
-    if not 0 < port < 65536:
-        raise UserError(f"port must be in 1..65535, got {port}")
-    env = {**os.environ, "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_API_URL":
-           f"http://127.0.0.1:{port}/api"}
-    console.print(f"Prefect UI: http://127.0.0.1:{port}  (in other shells: export "
-                  f"PREFECT_API_URL=http://127.0.0.1:{port}/api)")
-    prefect = Path(sys.executable).with_name("prefect")
-    cmd = [str(prefect) if prefect.exists() else "prefect", "server", "start", "--host", "127.0.0.1",
-           "--port", str(port)]
-    try:
-        raise SystemExit(subprocess.call(cmd, env=env))
-    except KeyboardInterrupt:
-        raise SystemExit(0) from None
+def ui(port: int = typer.Option(4200, help="port on 127.0.0.1"),
+       prefect_home: Path = typer.Option(None, help="Prefect home (database) of the server; default: "
+                                                    "$PESFLOW_HOME/prefect, i.e. ~/.pesflow/prefect")):
+    """Start the Prefect server and UI on 127.0.0.1 (Ctrl-C or kill -TERM stops both). pesflow commands with the
+    same PESFLOW_HOME report to it; other clients: PREFECT_API_URL=http://127.0.0.1:PORT/api. CSRF protection
+    is on and CORS admits only the UI's own origin; set PREFECT_SERVER_API_AUTH_STRING=user:password for basic
+    auth (clients then need PREFECT_API_AUTH_STRING)."""
+    from flows.server import serve_ui
+
+    raise SystemExit(serve_ui(port, prefect_home))
 
 
 @app.command()
