@@ -141,7 +141,8 @@ def plot_melting_curve(curves: xr.Dataset, summary: dict, path: Path) -> Path:
     return path
 
 
-@flow(name="melting-curve", persist_result=False, log_prints=False)
+@flow(name="melting-curve", flow_run_name="melt-{element}-P{pressure:g}-{n_cells}cells-rng{seed}",
+      persist_result=False, log_prints=False)
 def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: float = 1.0,
                   temperatures: list[float] | None = None, n_cells: int = 4, n_chains: int = 1,
                   vacancy_fraction: float = 0.02, interstitial_fraction: float = 0.0, n_samples: int = 200,
@@ -309,7 +310,8 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
     return out
 
 
-@flow(name="coexistence", persist_result=False, log_prints=False)
+@flow(name="coexistence", flow_run_name="coexist-{element}-P{pressure:g}-rng{seed}",
+      persist_result=False, log_prints=False)
 def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure: float = 1.0,
                 temperatures: list[float] | None = None, n_cells: tuple[int, int, int] = (6, 6, 12),
                 n_samples: int = 1500, analyse_every: int = 25, n_melt: int = 150, n_hold: int = 30,
@@ -447,7 +449,8 @@ def plot_seeded(combined: xr.Dataset, path: Path) -> Path:
     return path
 
 
-@flow(name="seeded-crystallisation", persist_result=False, log_prints=False)
+@flow(name="seeded-crystallisation", flow_run_name="seed-{element}-P{pressure:g}-{n_cells}cells-rng{seed}",
+      persist_result=False, log_prints=False)
 def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pressure: float = 1.0,
                            temperatures: list[float] | None = None, structures: list[str] | None = None,
                            seed_sizes: list[int] | None = None, n_cells: int = 6,
