@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from ase.calculators.emt import EMT
 from ase.calculators.lj import LennardJones as AseLennardJones
-from conftest import fcc_lattice
+from conftest import fcc_lattice, require_module
 
 from hmc_core.hmc import HMCConfig, HMCSampler, run_chain
 from hmc_core.potentials import ForceField, LennardJones, PotentialError, check_potential
@@ -67,7 +67,7 @@ def test_bad_input_is_a_clear_error():
 
 
 def test_tblite_gfn2_if_installed():
-    tblite_ase = pytest.importorskip("tblite.ase")
+    tblite_ase = require_module("tblite.ase")
     from ase.build import molecule
 
     water = molecule("H2O")

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from ase.build import molecule
+from conftest import require_module
 
 from hmc_core.mts import split_forcefield
 from hmc_core.potentials import ForceField, PotentialError, check_potential
@@ -73,7 +74,7 @@ def test_transitions_need_the_core_of_another_basin():
 
 
 def test_mts_split_of_xtb_sums_to_xtb():
-    pytest.importorskip("tblite")
+    require_module("tblite")
     from tblite.ase import TBLite
 
     from hmc_core.potentials.ase_adapter import AseCalculatorPotential

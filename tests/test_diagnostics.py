@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import require_module
 
 from hmc_core.diagnostics import autocorrelation, effective_sample_size, integrated_autocorrelation_time
 
@@ -25,7 +26,7 @@ def test_tau_of_ar1_matches_the_exact_value(phi):
 
 @pytest.mark.parametrize("m", [1, 4])
 def test_ess_matches_arviz(m):
-    az = pytest.importorskip("arviz")
+    az = require_module("arviz")
     x = _ar1(0.8, 5000, m=m, seed=2)
     ours = effective_sample_size(x, split=True)
     theirs = float(az.ess(x, method="mean"))

@@ -11,12 +11,13 @@ import numpy as np
 import pytest
 from ase import Atoms
 from ase.build import bulk
+from conftest import require_module
 
 from hmc_core.mtp import MTP, per_atom_basis, read_mtp
 from hmc_core.potentials import ForceField, PotentialError, check_potential
 
-motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
-motep_calc = pytest.importorskip("motep.calculator")
+motep_mtp = require_module("motep.io.mlip.mtp")
+motep_calc = require_module("motep.calculator")
 
 RTOL = 1e-8
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ase.build import bulk
+from conftest import require_module
 
 from hmc_core.configurations import from_atoms, make_configurations
 from hmc_core.mtp import MTPFileError, read_basis, read_cfg, read_mtp, write_cfg, write_mtp
@@ -27,7 +28,7 @@ def test_mtp_round_trip_exact(shared_data, tmp_path):
 
 
 def test_written_mtp_is_read_by_motep(shared_data, tmp_path):
-    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    motep_mtp = require_module("motep.io.mlip.mtp")
     mtp = read_mtp(shared_data / "mtp" / "multi_level06.mtp", species=[42, 3, 1])
     data = motep_mtp.read_mtp(write_mtp(mtp, tmp_path / "p.mtp"))
     assert np.array_equal(data.radial_coeffs, mtp.radial_coeffs)
@@ -65,7 +66,7 @@ def test_cfg_round_trip_exact(tmp_path):
 
 
 def test_cfg_readable_by_motep(tmp_path):
-    cfg = pytest.importorskip("motep.io.mlip.cfg")
+    cfg = require_module("motep.io.mlip.cfg")
     a = bulk("Mo", "bcc", a=3.16, cubic=True).repeat(2)
     a.rattle(0.05, seed=1)
     from ase.calculators.singlepoint import SinglePointCalculator
@@ -120,7 +121,7 @@ def test_malformed_cfg(tmp_path):
 
 # --------------------------------------------------------------------------- dialects motep reads (issue 15 §6)
 def _motep_energy_forces(data, atoms):
-    calc_mod = pytest.importorskip("motep.calculator")
+    calc_mod = require_module("motep.calculator")
     try:
         calc = calc_mod.MTP(data, engine="cext")
     except ImportError:
@@ -135,7 +136,7 @@ def test_motep_written_mtp_reads_and_evaluates_as_motep(shared_data, tmp_path, l
     """motep 0.2's writer (default: grouped ``min``/``max``/``size`` keys and ``radial_coeffs`` before
     ``radial_funcs_count``; legacy: flat keys) → pesflow: the same potential, energies and forces equal to
     motep's own evaluation of the data it wrote (relative 1e-8; test_mtp_evaluate.py's tolerance)."""
-    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    motep_mtp = require_module("motep.io.mlip.mtp")
     data = motep_mtp.read_mtp(shared_data / "mtp" / "multi_level06.mtp")
     path = tmp_path / "motep.mtp"
     motep_mtp.write_mtp(path, data, legacy=legacy)
@@ -156,7 +157,7 @@ def test_motep_written_mtp_reads_and_evaluates_as_motep(shared_data, tmp_path, l
 
 
 def test_motep_written_untrained_template_reads(shared_data, tmp_path):
-    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    motep_mtp = require_module("motep.io.mlip.mtp")
     data = motep_mtp.read_mtp(shared_data / "mtp" / "multi_level10_untrained.mtp")
     path = tmp_path / "untrained.mtp"
     motep_mtp.write_mtp(path, data)
@@ -165,7 +166,7 @@ def test_motep_written_untrained_template_reads(shared_data, tmp_path):
 
 def test_magnetic_mtp_is_refused_by_name(shared_data, tmp_path):
     """An MLIP-3 magnetic MTP written by motep (magnetic_basis_type section): not a count error."""
-    motep_mtp = pytest.importorskip("motep.io.mlip.mtp")
+    motep_mtp = require_module("motep.io.mlip.mtp")
     from motep.potentials.mmtp.data import MagMTPData
 
     data = MagMTPData.from_base(motep_mtp.read_mtp(shared_data / "mtp" / "cubic_level10.mtp"))
