@@ -1,4 +1,9 @@
-"""``pesflow sample``: HMC with Lennard-Jones or a fitted MTP on given (or built-in) structures."""
+"""``pesflow sample``: HMC with Lennard-Jones or a fitted MTP on given (or built-in) structures.
+
+A chain whose production acceptance is below :data:`LOW_ACCEPTANCE` gets a warning on the console (the
+samples are written, exit status 0): its samples are (nearly) copies of the start, almost always because
+the time step is too large (``--dt``; with ``--warmup 0`` it is not adapted).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,33 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.app import UserError, app, console
+
+LOW_ACCEPTANCE = 0.05  # below this share of accepted trajectories a chain is reported as stuck
+
+
+def parse_species(text: str) -> list[int]:
+    """``--species``: element symbols or atomic numbers, comma- or space-separated (``Mo,Li,H`` or ``42 3 1``),
+    in the order of the potential file's species indices 0, 1, …; returns atomic numbers."""
+    from ase.data import atomic_numbers, chemical_symbols
+
+    tokens = text.replace(",", " ").split()
+    if not tokens:
+        raise UserError("--species is empty: give element symbols or atomic numbers, e.g. --species Mo,Li")
+    out = []
+    for token in tokens:
+        if token.isdigit():
+            z = int(token)
+            if not 1 <= z < len(chemical_symbols):
+                raise UserError(f"--species: atomic number {z} is outside 1–{len(chemical_symbols) - 1}")
+        else:
+            z = atomic_numbers.get(token[:1].upper() + token[1:].lower(), 0)
+            if z == 0:
+                raise UserError(f"--species: unknown element symbol {token!r}; give element symbols (Mo, Li, H) "
+                                "or atomic numbers, in the order of the potential's species indices 0, 1, …")
+        out.append(z)
+    if len(set(out)) != len(out):
+        raise UserError(f"--species: an element is given twice ({text}); each species index is one element")
+    return out
 
 
 def builtin_structure(name: str):
@@ -44,13 +76,29 @@ def _rare_gas_lj(path: str, species, pbc):
     return LennardJones.rare_gas(symbols[int(elements[0])], tail=periodic, shift=not periodic)
 
 
-def _load_mtp(path: Path, species):
-    """Read a fitted MTP and check it covers the structure's elements."""
+def _load_mtp(path: Path, species, elements: list[int] | None = None):
+    """Read a fitted MTP (``elements``: atomic numbers of its species indices, from ``--species``; else from a
+    pesflow ``potential_tag``) and check it covers the structure's elements."""
     from hmc_core.mtp import read_mtp
+    from hmc_core.mtp.io import read_mtp_fields
 
     if not path.exists():
         raise FileNotFoundError(f"no such potential file: {path}")
-    mtp = read_mtp(path, below_min_dist="nan")  # a move closer than min_dist is rejected, not a crash
+    fields = read_mtp_fields(path)
+    tag = fields.get("potential_tag", "")
+    named = [int(v) for v in tag[len("species:"):].split(",") if v] if tag.startswith("species:") else None
+    n = fields["species_count"]
+    if elements is None and named is None:
+        raise UserError(f"{path} does not name the elements of its {n} species (an MLIP- or motep-trained file): "
+                        f"give them with --species in the order of the file's species indices 0…{n - 1}, "
+                        "e.g. --species Mo or --species 42,3")
+    if elements is not None and len(elements) != n:
+        raise UserError(f"--species gives {len(elements)} elements but {path} has species_count = {n}")
+    if elements is not None and named is not None and elements != named:
+        raise UserError(f"--species {elements} contradicts {path}, which names its species {named} "
+                        "(potential_tag); drop --species or correct it")
+    # a move closer than min_dist is rejected, not a crash
+    mtp = read_mtp(path, species=elements or named, below_min_dist="nan")
     mtp.check_species(np.asarray(species))
     return mtp
 
@@ -68,13 +116,27 @@ def sample(
     seed: int = typer.Option(0),
     potential: Path = typer.Option(None, "--potential", "-p",
                                    help="fitted MTP (.mtp; pesflow-written files name their elements) instead of LJ"),
+    species_option: str = typer.Option(None, "--species",
+                                help="elements of the .mtp's species indices 0, 1, … (symbols or Z: Mo,Li or "
+                                     "42,3); needed for MLIP/motep-trained files"),
     out: Path = typer.Option(Path("runs/sample.nc"), help="netCDF output (xarray)"),
 ):
-    """Sample with Hybrid Monte Carlo (Lennard-Jones or a fitted MTP) and write an xarray dataset."""
+    """Sample with Hybrid Monte Carlo (Lennard-Jones or a fitted MTP) and write an xarray dataset.
+
+    A chain that accepts fewer than 5 % of its trajectories is reported with a warning (lower --dt); the
+    samples are still written and the exit status is 0."""
     from hmc_core.configurations import ConfigurationError, read_structures, write_netcdf
     from hmc_core.hmc import HMCConfig, run_chains
     from hmc_core.potentials import LennardJones
 
+    for name, value, low in (("--n-samples", n_samples, 1), ("--n-steps", n_steps, 1), ("--warmup", warmup, 0)):
+        if value < low:
+            raise UserError(f"{name} = {value}: must be ≥ {low}")
+    if dt is not None and not dt > 0:
+        raise UserError(f"--dt = {dt}: the time step must be > 0 (fs; τ for lj-fcc)")
+    if species_option is not None and potential is None:
+        raise UserError("--species names the elements of a --potential FILE.mtp; give --potential too")
+    elements = parse_species(species_option) if species_option is not None else None
     if Path(structures).exists():
         from hmc_core.configurations import config_arrays
 
@@ -94,7 +156,7 @@ def sample(
     if potential is not None:
         if units == "lj":
             raise UserError("lj-fcc is in reduced units; give a structure file (or ar-fcc / ar13) with --potential")
-        pot = _load_mtp(potential, species)
+        pot = _load_mtp(potential, species, elements)
     temps = temperature or ([0.9] if units == "lj" else [60.0])
     if dt is None:
         dt = 0.005 if units == "lj" else 5.0
@@ -121,4 +183,13 @@ def sample(
                       f"{result.acceptance_rate.values[c]:.2f}", f"{result.final_dt.values[c]:.4g}",
                       f"{result.force_evaluations.values[c]}")
     Console().print(table)
+    for c in range(result.sizes["chain"]):
+        rate = float(result.acceptance_rate.values[c])
+        if rate < LOW_ACCEPTANCE:
+            fix = ("lower --dt (with --warmup 0 it is not adapted)" if warmup == 0
+                   else "lower --dt or give a longer --warmup")
+            console.print(f"[bold yellow]warning:[/] the chain at T = {result.temperature.values[c]:g} accepted "
+                          f"{rate:.2f} of its trajectories (below {LOW_ACCEPTANCE:g}): its samples are copies of the "
+                          f"start, the time step dt = {result.final_dt.values[c]:.4g} is too large; {fix}",
+                          highlight=False, soft_wrap=True)
     console.print(f"wall time {wall:.1f} s")
