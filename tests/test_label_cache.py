@@ -283,3 +283,18 @@ def test_nearest_density_is_chosen_by_content_only(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="pesflow.label_cache"):
         assert cache.density(cache.path(a.family, a.key), request) is None
     assert any("warm-start density" in r.getMessage() for r in caplog.records)
+
+
+def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_opening_removes(tmp_path):
+    """The race behind the flaky killed-worker test: SIGKILL between creating and renaming the temporary file."""
+    q = question_for(POS, Z)
+    target = LabelCache(tmp_path).path(q.family, q.key)
+    code = ("import os, signal\nfrom hmc_core.atomic_io import atomic_target\n"
+            f"with atomic_target({str(target)!r}) as tmp:\n"
+            "    tmp.write_bytes(b'half an entry')\n    os.kill(os.getpid(), signal.SIGKILL)\n")
+    killed = subprocess.run([sys.executable, "-c", code], cwd=os.getcwd(), check=False)
+    assert killed.returncode == -9
+    left = list(target.parent.glob(".*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    cache = LabelCache(tmp_path)  # the next worker (or resumed run) that opens the cache
+    assert not list(target.parent.glob(".*.tmp")) and cache.get(q) is None
