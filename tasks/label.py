@@ -29,7 +29,8 @@ the call, bit for bit, whatever ``n_workers`` is. Two things make it so:
 Variables added per configuration: ``energy`` (eV), ``forces`` (eV/Å), ``status`` ("ok"/"failed"),
 ``reason``, ``scf_cycles``, ``wall_time`` (s), ``warm_start`` (1 if started from a stored density),
 ``warm_start_rmsd`` (Å from the geometry whose density was used), ``cache_hit``, ``scf_ladder_step``
-(``"none"`` = converged at the first attempt). For cache hits ``scf_cycles`` and ``wall_time`` are those of the
+(``"none"`` = converged at the first attempt), ``scf_stability`` ("stable", "unstable→reoptimised" or "not
+checked"; see ``LabelSettings.stability_check``). For cache hits ``scf_cycles`` and ``wall_time`` are those of the
 original calculation.
 """
 
@@ -93,8 +94,9 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
     """Raise :class:`LabelInputError` for the first problem that would make a label wrong or fail.
 
     Checks, in this order: empty input; schema; per configuration no atoms, NaN/inf positions or cell,
-    a system PySCF cannot give forces for (periodic rules), electron count vs charge and spin, atoms
-    closer than ``settings.min_distance`` Å; then every element against the basis.
+    a system PySCF cannot give forces for (periodic rules), atoms closer than ``settings.min_distance`` Å
+    (coincident atoms named as a duplicated atom, before the spin check they would otherwise fail), electron
+    count vs charge and spin; then every element against the basis (and its ECP).
     """
     if configs.sizes.get("config", 0) == 0:
         raise LabelInputError("nothing to label: the configurations dataset is empty")
@@ -122,6 +124,15 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
             if abs(np.linalg.det(cell)) < 1e-6:
                 raise LabelInputError(f"{where} is periodic but its cell has zero volume; give the lattice vectors")
             periodic_species.update(int(z) for z in species)
+        pair = _closest_pair(pos, cell, pbc, settings.min_distance)  # before the spin check: a duplicated
+        if pair is not None:                                           # atom also changes the electron count
+            i, j, d = pair
+            if d < 0.1:
+                raise LabelInputError(f"{where}: atoms {i} and {j} coincide ({d:.3f} Å apart): a duplicated atom in "
+                                      f"the structure; remove the copy")
+            raise LabelInputError(f"{where}: atoms {i} and {j} are {d:.3f} Å apart, closer than min_distance "
+                                  f"{settings.min_distance} Å (a broken or overlapping structure; lower "
+                                  f"min_distance only if this is intended)")
         n_electrons = int(species.sum()) - settings.charge
         if n_electrons <= 0:
             raise LabelInputError(f"{where}: charge {settings.charge} leaves {n_electrons} electrons")
@@ -130,12 +141,6 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
                     "the charge" if (n_electrons - settings.spin) % 2 else "lower the spin")
             raise LabelInputError(f"{where}: {n_electrons} electrons (charge {settings.charge}) cannot have spin "
                                   f"2S={settings.spin}; {hint}")
-        pair = _closest_pair(pos, cell, pbc, settings.min_distance)
-        if pair is not None:
-            i, j, d = pair
-            raise LabelInputError(f"{where}: atoms {i} and {j} are {d:.3f} Å apart, closer than min_distance "
-                                  f"{settings.min_distance} Å (a broken or overlapping structure; lower "
-                                  f"min_distance only if this is intended)")
     all_species = np.unique(configs["species"].values[configs["species"].values > 0])
     try:
         adapter.check_elements(all_species, settings, periodic=False)
@@ -201,14 +206,17 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
         if progress is not None:
             progress(len(outcomes), n_config)
 
-    cache = LabelCache(cache_dir) if cache_dir is not None else None
+    try:
+        cache = LabelCache(cache_dir) if cache_dir is not None else None
+    except ValueError as exc:  # an unusable cache folder: refused before any SCF, like bad input
+        raise LabelInputError(str(exc)) from None
     pending = []
     for k, question in enumerate(questions):  # cache hits are answered here, without starting workers
         hit = cache.get(question) if cache is not None else None
         if hit is None:
             pending.append(k)
         else:
-            on_done(LabelOutcome.from_cache(k, hit))
+            on_done(LabelOutcome.from_cache(k, hit, settings))
     pending = _plan_warm_starts(questions, pending, settings, cache)
     n_workers = min(n_workers or settings.n_workers, len(pending))
     if n_workers > 1 and multiprocessing.current_process().daemon:
@@ -276,6 +284,7 @@ def _assemble(configs: xr.Dataset, outcomes: list[LabelOutcome], settings: Label
     out["warm_start_rmsd"] = ("config", np.array([o.warm_start_rmsd for o in outcomes], np.float64), {"units": "Å"})
     out["cache_hit"] = ("config", np.array([o.cache_hit for o in outcomes], np.int8))
     out["scf_ladder_step"] = ("config", np.array([o.ladder_step for o in outcomes], dtype=str))
+    out["scf_stability"] = ("config", np.array([o.stability for o in outcomes], dtype=str))
     out.attrs.update({
         "label_method": settings.method,
         "label_functional": settings.functional if settings.method == "dft" else "",

@@ -192,7 +192,10 @@ class LabelCache:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ValueError(f"label cache folder {self.root} cannot be created ({exc.strerror}); give a writable "
-                             f"cache directory") from None
+                             f"folder as the cache directory") from None
+        if not os.access(self.root, os.W_OK | os.X_OK):
+            raise ValueError(f"label cache folder {self.root} is not writable; give a writable folder as the cache "
+                             f"directory or fix its permissions")
         self.store_density = store_density
         self._index: dict[Path, tuple[int, np.ndarray | None]] = {}  # path → (mtime_ns, positions if usable)
         self.remove_stale_temporaries()

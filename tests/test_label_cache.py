@@ -298,3 +298,16 @@ def test_a_writer_killed_mid_write_leaves_a_temporary_that_the_next_opening_remo
     assert len(left) == 1 and not target.exists()
     cache = LabelCache(tmp_path)  # the next worker (or resumed run) that opens the cache
     assert not list(target.parent.glob(".*.tmp")) and cache.get(q) is None
+
+
+def test_an_unusable_cache_folder_is_refused_before_any_scf(tmp_path):
+    from tasks.label import LabelInputError
+
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    pos, z = MOLECULES["H2"]
+    before = scf_run_count()
+    with pytest.raises(LabelInputError, match=r"label cache folder .*cache cannot be created \(File exists\); give a "
+                                              r"writable folder"):
+        label_configurations(make_configurations([pos], [z]), SETTINGS, cache_dir=not_a_folder)
+    assert scf_run_count() == before
