@@ -93,8 +93,9 @@ def _swap_in(basis, inverse, coef, rows, i, j):
 
 
 @njit(cache=True, nogil=True)
-def maxvol_swaps(basis, inverse, rows, threshold, max_swaps, swap_row, swap_slot):
-    """MaxVol: swap rows of ``rows`` (n, m) into ``basis`` (m, m) while max |c| > ``threshold``.
+def maxvol_swaps(basis, inverse, rows, swap_limit, max_swaps, swap_row, swap_slot):
+    """MaxVol: swap rows of ``rows`` (n, m) into ``basis`` (m, m) while max |c| > ``swap_limit``
+    (= 1 + tol: a swap must grow |det| by more than the factor 1 + tol; not a selection threshold on γ).
 
     Updates ``basis`` and ``inverse`` in place; the k-th swap moved row ``swap_row[k]`` into slot
     ``swap_slot[k]``. Returns the number of swaps (≤ ``max_swaps``) and the final largest |c|.
@@ -105,7 +106,7 @@ def maxvol_swaps(basis, inverse, rows, threshold, max_swaps, swap_row, swap_slot
     best = 0.0
     while True:
         i, j, best = _max_abs(coef, usable)
-        if i < 0 or best <= threshold or n_swaps >= max_swaps:
+        if i < 0 or best <= swap_limit or n_swaps >= max_swaps:
             break
         _swap_in(basis, inverse, coef, rows, i, j)
         swap_row[n_swaps] = i
@@ -115,15 +116,15 @@ def maxvol_swaps(basis, inverse, rows, threshold, max_swaps, swap_row, swap_slot
 
 
 @njit(cache=True, nogil=True)
-def greedy_group_maxvol(basis, inverse, rows, row_group, n_groups, budget, threshold, max_swaps,
+def greedy_group_maxvol(basis, inverse, rows, row_group, n_groups, budget, swap_limit, max_swaps,
                         chosen, chosen_gain, swap_row, swap_slot):
     """Greedy MaxVol selection of whole groups (configurations) of rows under a budget.
 
-    Each round: if a row of an already chosen group has |c| > ``threshold`` it is swapped in for
+    Each round: if a row of an already chosen group has |c| > ``swap_limit`` it is swapped in for
     free (its label is already paid for); otherwise the row with the largest |c| among unchosen
     groups is swapped in and its group is chosen (``chosen[k]`` group, ``chosen_gain[k]`` its |c|,
     the factor by which it grows |det A|). Stops at ``budget`` groups or when no row has
-    |c| > ``threshold``. ``basis``/``inverse`` are updated in place (pass copies to keep yours).
+    |c| > ``swap_limit``. ``basis``/``inverse`` are updated in place (pass copies to keep yours).
     Returns (number of groups chosen, number of swaps).
     """
     coef = np.dot(rows, inverse)
@@ -135,11 +136,11 @@ def greedy_group_maxvol(basis, inverse, rows, row_group, n_groups, budget, thres
     n_swaps = 0
     while n_swaps < max_swaps:
         i, j, best = _max_abs(coef, free)
-        if i < 0 or best <= threshold:
+        if i < 0 or best <= swap_limit:
             if n_chosen >= budget:
                 break
             i, j, best = _max_abs(coef, new)
-            if i < 0 or best <= threshold:
+            if i < 0 or best <= swap_limit:
                 break
             g = row_group[i]
             is_chosen[g] = True
