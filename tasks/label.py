@@ -183,13 +183,17 @@ def _run_parallel(jobs: list[LabelJob], settings: LabelSettings, cache_dir: str 
 
 
 def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir: str | os.PathLike | None = None,
-                         n_workers: int | None = None, progress: Progress | None = None) -> xr.Dataset:
+                         n_workers: int | None = None, progress: Progress | None = None,
+                         labeled_alongside: xr.Dataset | None = None) -> xr.Dataset:
     """Label every configuration with PySCF; returns ``configs`` plus energies, forces and provenance.
 
     ``configs``: a configurations dataset (``hmc_core.configurations`` schema; positions Å).
     ``cache_dir``: folder of the persistent label cache (None: no cache and no warm starts; see the module
     docstring on determinism). ``n_workers``: processes (default ``settings.n_workers``).
     ``progress(done, total)`` is called after each finished configuration.
+    ``labeled_alongside``: configurations labeled at the same time by other calls into the same cache (e.g. the
+    other batches of one iteration on Dask workers); like this call's own, they are never warm-start sources,
+    so the guesses, and hence the labels, do not depend on which call finishes first.
     Existing ``energy``/``forces`` variables are replaced by the labels.
 
     Workers are *spawned*: a script that calls this with ``n_workers > 1`` at import level needs the usual
@@ -217,7 +221,8 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
             pending.append(k)
         else:
             on_done(LabelOutcome.from_cache(k, hit, settings))
-    pending = _plan_warm_starts(questions, pending, settings, cache)
+    alongside = _questions(labeled_alongside, settings, adapter.PYSCF_VERSION) if labeled_alongside is not None else []
+    pending = _plan_warm_starts(questions, pending, settings, cache, {q.key for q in questions + alongside})
     n_workers = min(n_workers or settings.n_workers, len(pending))
     if n_workers > 1 and multiprocessing.current_process().daemon:
         n_workers = 1  # a daemonic process (e.g. a Dask worker) may not start children: label in this process
@@ -248,15 +253,14 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
 
 
 def _plan_warm_starts(questions: list[LabelQuestion], pending: list[int], settings: LabelSettings,
-                      cache: LabelCache | None) -> list[LabelJob]:
+                      cache: LabelCache | None, exclude: set[str]) -> list[LabelJob]:
     """Jobs for the ``pending`` configurations, each with its warm-start source: the nearest cache entry of the
-    same family (within ``settings.warm_start_max_rmsd`` Å) that is not a configuration of this call."""
+    same family (within ``settings.warm_start_max_rmsd`` Å) whose key is not in ``exclude`` (this call's)."""
     if not settings.warm_start or cache is None:
         return [LabelJob(k, questions[k]) for k in pending]
-    this_call = {q.key for q in questions}
     jobs = []
     for k in pending:
-        path, distance = cache.nearest(questions[k], exclude=this_call)
+        path, distance = cache.nearest(questions[k], exclude=exclude)
         if path is not None and distance <= settings.warm_start_max_rmsd:
             jobs.append(LabelJob(k, questions[k], str(path), distance))
         else:

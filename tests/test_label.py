@@ -125,6 +125,13 @@ def test_warm_start_same_energy_fewer_cycles(tmp_path):
     # Configurations of the same call are never each other's guess: the choice cannot depend on scheduling.
     both = label_atoms([first, moved], settings, cache_dir=tmp_path / "empty")
     assert both["warm_start"].values.tolist() == [0, 0]
+    # Nor are configurations that other calls label at the same time (Dask batches of one iteration).
+    from tasks.label_cache import rmsd
+
+    third = perturbed_waters(3, sigma=0.03, seed=1)[2]
+    assert rmsd(third.positions, first.positions) < settings.warm_start_max_rmsd  # would be a source otherwise
+    alongside = label_atoms([third], settings, cache_dir=tmp_path, labeled_alongside=from_atoms([first, moved]))
+    assert alongside["warm_start"].values.tolist() == [0]
 
 
 def test_cache_second_call_does_no_scf_and_parallel_equals_serial(tmp_path):
