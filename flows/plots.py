@@ -65,9 +65,8 @@ def parity(store: CampaignStore, out: Path) -> Path | None:
     """Final potential against PySCF on the held-out set (or the labels): energies per atom and forces."""
     import matplotlib.pyplot as plt
 
-    from hmc_core.configurations import config_arrays
     from hmc_core.mtp import read_mtp
-    from hmc_core.mtp.fit import usable_labels
+    from hmc_core.mtp.fit import predict, usable_labels
 
     if not store.path("final.mtp").exists():
         return None
@@ -76,16 +75,11 @@ def parity(store: CampaignStore, out: Path) -> Path | None:
     ds = usable_labels(ds)
     if ds.sizes["config"] == 0:
         return None
-    e_ref, e_pred, f_ref, f_pred = [], [], [], []
-    for k in range(ds.sizes["config"]):
-        x, z, cell, pbc = config_arrays(ds, k)
-        r = pot.evaluate(x, z, cell, pbc)
-        e_ref.append(float(ds["energy"].values[k]) / len(z))
-        e_pred.append(r["energy"] / len(z))
-        f_ref.append(ds["forces"].values[k, : len(z)].ravel())
-        f_pred.append(r["forces"].ravel())
-    e_ref, e_pred = np.array(e_ref), np.array(e_pred)
-    f_ref, f_pred = np.concatenate(f_ref), np.concatenate(f_pred)
+    pred = predict(pot, ds)
+    n = ds["n_atoms"].values
+    e_ref, e_pred = ds["energy"].values / n, pred["energy"] / n
+    mask = np.arange(ds.sizes["atom"])[None, :] < n[:, None]
+    f_ref, f_pred = ds["forces"].values[mask].ravel(), pred["forces"][mask].ravel()
     fig, ax = plt.subplots(1, 2, figsize=(9, 4))
     shift = e_ref.mean()
     for a, (x, y, unit, what) in zip(ax, ((e_ref - shift, e_pred - shift, "eV/atom", "energy − mean"),

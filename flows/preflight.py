@@ -19,7 +19,8 @@ from flows.config import CampaignConfig
 def check_structure(cfg: CampaignConfig):
     """The reference structure(s): readable, finite coordinates, no two atoms closer than ``[system]
     min_distance``. Returns the configurations dataset."""
-    from flows.systems import load_system, min_distance
+    from flows.systems import load_system
+    from hmc_core.neighbors import closest_pair
 
     where = f"structure file {cfg.structure_path()}" if cfg.system.structure else f"builtin {cfg.system.builtin!r}"
     if cfg.system.structure is not None and not cfg.structure_path().exists():
@@ -38,19 +39,13 @@ def check_structure(cfg: CampaignConfig):
         if len(bad):
             raise UserError(f"{where}, structure {k}: atom {bad[0]} has non-finite coordinates {x[bad[0]]}; "
                             "fix the file")
-        d = min_distance(x, cell, pbc)
-        if d < cfg.system.min_distance:
-            i, j = _closest_pair(x)
+        pair = closest_pair(x, cell, pbc, cfg.system.min_distance)
+        if pair is not None:
+            i, j, d = pair
             raise UserError(f"{where}, structure {k}: atoms {i} and {j} are {d:.3f} Å apart, closer than [system] "
                             f"min_distance = {cfg.system.min_distance} Å (overlapping or duplicated atoms?); "
                             "fix the structure")
     return system
-
-
-def _closest_pair(x: np.ndarray) -> tuple[int, int]:
-    d = np.linalg.norm(x[:, None] - x[None], axis=-1) + np.diag(np.full(len(x), np.inf))
-    i, j = np.unravel_index(np.argmin(d), d.shape)
-    return int(min(i, j)), int(max(i, j))
 
 
 def check_elements(cfg: CampaignConfig, system) -> None:

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from hmc_core.configurations import config_arrays, from_atoms, make_configurations, read_structures
+from hmc_core.neighbors import closest_pair
 
 EXTRA_BUILTINS = ("ar13", "water-dimer")
 
@@ -42,16 +43,6 @@ def load_system(builtin: str | None, structure=None, index: str = ":") -> xr.Dat
     return builtin_system(builtin)
 
 
-def min_distance(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray) -> float:
-    """Smallest interatomic distance (Å), minimum image in periodic directions."""
-    from ase import Atoms
-
-    if len(positions) < 2:
-        return float("inf")
-    d = Atoms(positions=positions, cell=cell, pbc=pbc).get_all_distances(mic=bool(np.any(pbc)))
-    return float(d[np.triu_indices(len(positions), 1)].min())
-
-
 def rattled_set(structures: xr.Dataset, n: int, sigma: float, min_dist: float, seed: int,
                 max_tries: int = 1000) -> xr.Dataset:
     """``n`` configurations: the structures in turn, every coordinate displaced by N(0, σ²) (σ in Å);
@@ -62,7 +53,7 @@ def rattled_set(structures: xr.Dataset, n: int, sigma: float, min_dist: float, s
         p0, z, cell, pbc = config_arrays(structures, k % structures.sizes["config"])
         for _ in range(max_tries):
             p = p0 + rng.normal(0.0, sigma, p0.shape)
-            if min_distance(p, cell, pbc) >= min_dist:
+            if closest_pair(p, cell, pbc, min_dist) is None:
                 break
         else:
             raise ValueError(f"could not displace structure {k % structures.sizes['config']} by σ = {sigma} Å "

@@ -336,3 +336,27 @@ class NeighborList:
         """All stored pairs as arrays ``(i, j, shift)``; shift (P, 3) in length units."""
         i = np.repeat(np.arange(len(self.offsets) - 1), np.diff(self.offsets))
         return i, self.neighbors.astype(np.int64), self.shifts[self.codes]
+
+
+def closest_pair(positions, cell=None, pbc=(False, False, False), cutoff: float = 5.0) -> tuple[int, int, float] | None:
+    """The closest pair of atoms, periodic images included: ``(i, j, distance Å)`` with i ≤ j, or None when no
+    pair is closer than ``cutoff`` (Å). The one home of pesflow's minimum-distance checks (structure checks,
+    random displacements, label input checks, the MTP's default ``min_dist``).
+
+    positions: (N, 3) Å; cell: (3, 3) Å rows (None or zeros for open boundaries); pbc: (3,) bool.
+    """
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    cell = np.zeros((3, 3)) if cell is None else np.asarray(cell, dtype=np.float64).reshape(3, 3)
+    pbc = np.asarray(pbc, dtype=bool).reshape(3)
+    if len(positions) < 2 and not pbc.any():
+        return None
+    nlist = NeighborList(cutoff, skin=0.0, full=False)
+    wrapped = nlist.build(positions.copy(), cell, pbc)
+    i, j, shift = nlist.pairs()
+    if len(i) == 0:
+        return None
+    d = np.linalg.norm(wrapped[j] - wrapped[i] + shift, axis=1)
+    k = int(np.argmin(d))
+    if not d[k] < cutoff:
+        return None
+    return int(min(i[k], j[k])), int(max(i[k], j[k])), float(d[k])

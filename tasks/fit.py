@@ -26,7 +26,7 @@ from hmc_core.configurations import config_arrays
 from hmc_core.mtp import MTP, write_mtp
 from hmc_core.mtp.fit import FitSettings, TrainingData, error_report, fit_full, fit_linear, usable_configurations
 from hmc_core.mtp.levels import generate_basis
-from hmc_core.neighbors import NeighborList
+from hmc_core.neighbors import closest_pair
 
 
 def smallest_distance(ds: xr.Dataset, indices, cutoff: float = 5.0) -> float:
@@ -34,11 +34,9 @@ def smallest_distance(ds: xr.Dataset, indices, cutoff: float = 5.0) -> float:
     best = np.inf
     for k in indices:
         x, _, cell, pbc = config_arrays(ds, int(k))
-        nl = NeighborList(cutoff, 0.0, full=False)
-        x = nl.build(x, cell, pbc)
-        i, j, shift = nl.pairs()
-        if len(i):
-            best = min(best, float(np.linalg.norm(x[j] - x[i] + shift, axis=1).min()))
+        pair = closest_pair(x, cell, pbc, cutoff)
+        if pair is not None:
+            best = min(best, pair[2])
     return best
 
 
