@@ -44,12 +44,14 @@ class LabelOutcome:
     warm_start_rmsd: float
     ladder_step: str
     cache_hit: bool
+    stability: str = "not checked"  # SCF stability check: "stable", "unstable→reoptimised", "not checked"
 
     @classmethod
-    def from_cache(cls, index: int, hit: dict) -> LabelOutcome:
-        """A label read from the cache (``scf_cycles``/``wall_time`` are those of the original calculation)."""
+    def from_cache(cls, index: int, hit: dict, settings: LabelSettings) -> LabelOutcome:
+        """A label read from the cache (``scf_cycles``/``wall_time`` are those of the original calculation). Whether
+        stability was checked is part of the cache key, and only stable solutions are stored when it is."""
         return cls(index, hit["energy"], hit["forces"], "ok", "", hit["scf_cycles"], hit["wall_time"], False, np.nan,
-                   hit["ladder_step"], True)
+                   hit["ladder_step"], True, "stable" if settings.checks_stability() else "not checked")
 
     @classmethod
     def failed(cls, index: int, n_atoms: int, reason: str, scf_cycles: int = 0, wall_time: float = 0.0,
@@ -93,7 +95,7 @@ def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None) ->
     if cache is not None:
         hit = cache.get(q)
         if hit is not None:
-            return LabelOutcome.from_cache(job.index, hit)
+            return LabelOutcome.from_cache(job.index, hit, settings)
     dm0 = cache.density(job.warm_start, q) if cache is not None and job.warm_start is not None else None
     result = run_label(q.species, q.positions, q.cell, q.pbc, settings, dm0=dm0)
     forces = np.asarray(result.forces, np.float64)
@@ -107,4 +109,4 @@ def run_job(job: LabelJob, settings: LabelSettings, cache: LabelCache | None) ->
                   PYSCF_VERSION)
     return LabelOutcome(job.index, result.energy, forces, result.status, result.reason, result.scf_cycles,
                         result.wall_time, dm0 is not None, job.warm_start_rmsd if dm0 is not None else np.nan,
-                        result.ladder_step, False)
+                        result.ladder_step, False, result.stability)

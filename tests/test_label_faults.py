@@ -135,3 +135,29 @@ def test_open_shell_ladder_starts_with_newton():
     energy, _, _ = direct("O 0 0 0; H 0 0 0.97", "6-31g", spin=1)
     assert result.status == "ok" and result.ladder_step == "newton"
     assert abs(result.energy - energy * HARTREE_EV) < E_TOL
+
+
+def test_stability_is_recorded_per_label_and_for_cache_hits(tmp_path):
+    """``scf_stability`` in the labels: checked for the doublet (auto), "not checked" for closed shells."""
+    from hmc_core.configurations import make_configurations
+    from tasks.label import label_configurations
+
+    doublet = LabelSettings(method="hf", basis="sto-3g", density_fit=False, spin=1, threads_per_worker=1)
+    configs = make_configurations([OH], [[8, 1]])
+    first = label_configurations(configs, doublet, cache_dir=tmp_path)
+    again = label_configurations(configs, doublet, cache_dir=tmp_path)
+    assert first["scf_stability"].values.tolist() == [STABLE] and first["cache_hit"].values.tolist() == [0]
+    assert again["scf_stability"].values.tolist() == [STABLE] and again["cache_hit"].values.tolist() == [1]
+    closed = label_atoms([Atoms("OH2", positions=WATER)], LabelSettings(method="hf", basis="sto-3g",
+                                                                         density_fit=False, threads_per_worker=1))
+    assert closed["scf_stability"].values.tolist() == ["not checked"]
+
+
+# --------------------------------------------------------------------------- messages (issue 15 §4)
+def test_duplicated_atom_is_named_not_blamed_on_the_spin():
+    """H2O with one H written twice: 11 electrons, so the spin check would complain first; the message must
+    name the duplicated atom."""
+    positions = np.vstack([WATER, WATER[2]])
+    with pytest.raises(LabelInputError, match=r"config 0: atoms 2 and 3 coincide \(0.000 Å apart\): a duplicated "
+                                              r"atom in the structure; remove the copy"):
+        label_atoms([Atoms("OH3", positions=positions)], LabelSettings(method="hf", basis="sto-3g"))
