@@ -27,12 +27,14 @@ import contextlib
 import ctypes
 import ctypes.util
 import json
+import logging
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -48,6 +50,7 @@ ENVIRONMENT_DEFAULTS = {
 }
 START_TIMEOUT_VARIABLE = "PESFLOW_SERVER_START_TIMEOUT"
 DEFAULT_START_TIMEOUT_S = 600.0
+USER_SERVER_WAIT_S = 15.0  # a server the user named is running already: it answers at once or is wrong
 _PR_SET_PDEATHSIG = 1
 
 
@@ -164,7 +167,7 @@ def read_records(home: Path) -> list[ServerRecord]:
     return records
 
 
-def _write_record(home: Path, record: ServerRecord) -> Path:
+def write_record(home: Path, record: ServerRecord) -> Path:
     path = _records_dir(home) / f"{record.pid}.json"
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(asdict(record)))
@@ -193,6 +196,17 @@ def healthy(api_url: str, timeout_s: float = 2.0) -> bool:
     try:
         with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s) as response:
             return response.status == 200
+    except (OSError, ValueError):
+        return False
+
+
+def answers(api_url: str, timeout_s: float = 5.0) -> bool:
+    """True if anything answers HTTP at ``api_url``/health (a 401 of an authenticated server counts)."""
+    try:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=timeout_s):
+            return True
+    except urllib.error.HTTPError:
+        return True
     except (OSError, ValueError):
         return False
 
@@ -232,7 +246,7 @@ def start_server(home: Path, *, port: int | None = None, ui: bool = False, env: 
                               start_ticks(os.getpid()) or 0, "ui" if ui else "flow")
         final_log = log_path.with_name(f"{proc.pid}.log")
         log_path.replace(final_log)
-        _write_record(home, record)
+        write_record(home, record)
         server = RunningServer(proc, record, final_log)
         try:
             if _wait_healthy(server, timeout_s):
@@ -270,14 +284,18 @@ def _tail(text: str, n: int = 600) -> str:
 
 @contextlib.contextmanager
 def _api_url(url: str) -> Iterator[None]:
-    """Point this process (Prefect settings) and its children (environment) at ``url`` for the block."""
+    """Point this process (Prefect settings) and its children (environment) at ``url`` for the block; at its
+    end, send what Prefect still queues (logs, events) there."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     old = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
         with temporary_settings({PREFECT_API_URL: url}):
-            yield
+            try:
+                yield
+            finally:
+                _drain_prefect_workers()
     finally:
         if old is None:
             os.environ.pop("PREFECT_API_URL", None)
@@ -292,7 +310,15 @@ def flow_server(announce: bool = True) -> Iterator[str]:
     Enter it from the main thread (the server's parent-death signal is bound to the starting thread)."""
     configure_environment()
     if os.environ.get("PREFECT_API_URL"):
-        yield os.environ["PREFECT_API_URL"]
+        url = os.environ["PREFECT_API_URL"].rstrip("/")
+        t0 = time.monotonic()
+        while not answers(url):
+            if time.monotonic() - t0 > USER_SERVER_WAIT_S:
+                raise UserError(f"PREFECT_API_URL={url} does not answer (no {url}/health within "
+                                f"{USER_SERVER_WAIT_S:.0f} s): start that server (e.g. `pesflow ui`), or unset "
+                                "PREFECT_API_URL and pesflow starts its own")
+            time.sleep(0.5)
+        yield url
         return
     home = prefect_home()
     home.mkdir(parents=True, exist_ok=True)
@@ -315,6 +341,24 @@ def flow_server(announce: bool = True) -> Iterator[str]:
             yield server.record.api_url
     finally:
         server.stop()
+
+
+def _drain_prefect_workers(timeout_s: float = 10.0) -> None:
+    """Send the logs and events Prefect still queues in this process before their server stops (otherwise:
+    "Error logging to API: All connection attempts failed" at exit)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (APILogWorker, EventsWorker):
+        chatty = logging.getLogger(worker.__name__)  # "Still processing items: 1 items remaining..." is expected
+        level = chatty.level
+        chatty.setLevel(logging.ERROR)
+        try:
+            worker.drain_all(timeout=timeout_s)
+        except Exception as exc:  # a failed drain loses log lines, never the command's result
+            console.print(f"[dim]Prefect {worker.__name__} not drained: {exc}[/]")
+        finally:
+            chatty.setLevel(level)
 
 
 # -- pesflow ui -------------------------------------------------------------------------------------------------

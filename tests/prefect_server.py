@@ -24,9 +24,11 @@ def free_port() -> int:
 
 
 def prefect_env(home: Path, api_url: str | None) -> dict:
-    """Environment for child processes: own PREFECT_HOME, no telemetry, the server's URL (or none)."""
+    """Environment for child processes: own PREFECT_HOME and PESFLOW_HOME (pesflow's own servers keep their
+    database below it, never in ~/.pesflow), no telemetry, the server's URL (or none)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    env.update({"PREFECT_HOME": str(home), "PESFLOW_HOME": str(home / "pesflow"),
+                "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
                 "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180", "OMP_NUM_THREADS": "1",
                 "PREFECT_LOGGING_LEVEL": "INFO"})
     if api_url:
