@@ -322,6 +322,16 @@ def _plain(mf):
     return mf.undo_soscf() if hasattr(mf, "undo_soscf") else mf
 
 
+def _internal_stability(mf) -> tuple[object, bool]:
+    """``(mo, stable)`` of PySCF's internal stability analysis of a converged plain SCF object."""
+    try:
+        mo, _, stable, _ = mf.stability(internal=True, external=False, return_status=True)
+    except TypeError:  # pyscf.pbc's KUHF/KUKS.stability has no return_status; it returns mf.mo_coeff when stable
+        mo, _ = mf.stability(internal=True, external=False)
+        stable = mo is mf.mo_coeff
+    return mo, bool(stable)
+
+
 def follow_instabilities(mf, system, settings: LabelSettings, cycles: int):
     """Test a converged ``mf`` for internal instabilities and re-converge from the lower solution.
 
@@ -333,7 +343,7 @@ def follow_instabilities(mf, system, settings: LabelSettings, cycles: int):
     outcome = STABLE
     for _ in range(_STABILITY_ROUNDS):
         plain = _plain(mf)
-        mo, _, stable, _ = plain.stability(internal=True, external=False, return_status=True)
+        mo, stable = _internal_stability(plain)
         if stable:
             return mf, cycles, outcome
         dm = plain.make_rdm1(mo, plain.mo_occ)
@@ -343,7 +353,7 @@ def follow_instabilities(mf, system, settings: LabelSettings, cycles: int):
             raise RuntimeError("the SCF solution is unstable and the SCF from the lower solution did not converge "
                                f"({more} cycles)")
         outcome = REOPTIMISED
-    if _plain(mf).stability(internal=True, external=False, return_status=True)[2]:
+    if _internal_stability(_plain(mf))[1]:
         return mf, cycles, outcome
     raise RuntimeError(f"the SCF solution is still unstable after {_STABILITY_ROUNDS} reoptimisations")
 

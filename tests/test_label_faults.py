@@ -161,3 +161,17 @@ def test_duplicated_atom_is_named_not_blamed_on_the_spin():
     with pytest.raises(LabelInputError, match=r"config 0: atoms 2 and 3 coincide \(0.000 Å apart\): a duplicated "
                                               r"atom in the structure; remove the copy"):
         label_atoms([Atoms("OH3", positions=positions)], LabelSettings(method="hf", basis="sto-3g"))
+
+
+@pytest.mark.slow
+def test_stability_check_runs_on_periodic_open_shells():
+    """pyscf.pbc's KUHF/KUKS stability() has another signature; an H3 doublet in a 4 Å cell (PBE/gth-szv,
+    300 eV cutoff) comes out "stable" with the same energy as without the check."""
+    settings = LabelSettings(method="dft", functional="pbe", basis="gth-szv", spin=1, pbc_ke_cutoff=300.0,
+                             threads_per_worker=1)
+    args = (np.array([1, 1, 1]), np.array([[0, 0, 0], [0, 0, 0.9], [0, 0.9, 0.0]]), np.eye(3) * 4.0,
+            np.ones(3, dtype=bool))
+    checked = run_label(*args, settings)
+    unchecked = run_label(*args, settings.model_copy(update={"stability_check": "never"}))
+    assert checked.status == "ok" and checked.stability == STABLE, checked.reason
+    assert abs(checked.energy - unchecked.energy) < E_TOL
