@@ -210,7 +210,7 @@ class Campaign:
     # -- starting set and test set --------------------------------------------------------------------------
     def start_sets(self) -> None:
         cfg, store, sys = self.config, self.store, self.config.system
-        system = load_system(sys.builtin, cfg.structure_path(), sys.index)
+        system = load_system(sys.builtin, cfg.structure_path(), sys.index, sys.species)
         if not store.has("start.done.json"):
             t0 = time.perf_counter()
             start = rattled_set(system, sys.n_start, sys.rattle, sys.min_distance, cfg.stream("start_set"))

@@ -23,9 +23,13 @@ def campaign_environment() -> None:
 
 
 def _campaign_dir(directory: Path) -> Path:
+    """``directory`` if it holds a campaign whose campaign.toml is a valid configuration, else a clear error."""
+    from flows.config import load_config
+
     if not (directory / "campaign.toml").exists():
         raise FileNotFoundError(f"{directory} is not a campaign directory (no campaign.toml); "
                                 "run `pesflow run CONFIG` first")
+    load_config(directory / "campaign.toml")  # ConfigError names the file and what is wrong
     return directory
 
 
@@ -103,6 +107,30 @@ def run(
     console.print(f"wall time {wall:.1f} s")
 
 
+def _validated(model, command: str, **values):
+    """``model(**values)`` with pydantic's errors as one line naming the option, the value and the rule."""
+    from pydantic import ValidationError
+
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        parts = [f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')} = {e.get('input')!r}: "
+                 f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        raise UserError(f"pesflow {command}: " + "; ".join(parts)) from None
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """Refuse, before any computation, an output path that cannot be written."""
+    path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{option} {path} is a directory; give a file name")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"{option} {path} is not writable; choose another path")
+
+
 @app.command()
 def label(
     file: Path = typer.Argument(..., help="structures (any ASE format, or a configurations .nc)"),
@@ -115,6 +143,7 @@ def label(
     workers: int = typer.Option(2, help="parallel PySCF processes"),
     cache_dir: Path = typer.Option(Path("runs/label_cache"), help="persistent label cache"),
     out: Path = typer.Option(None, help="labels netCDF (default: FILE with suffix .labels.nc)"),
+    species: str = typer.Option(None, help="elements of an MLIP .cfg file's atom types, type 0 first (e.g. Ar,Kr)"),
 ):
     """Label structures with PySCF (energies eV, forces eV/Å) into an xarray dataset."""
     campaign_environment()
@@ -123,10 +152,11 @@ def label(
 
     if not file.exists():
         raise FileNotFoundError(f"no such structure file: {file}")
-    configs = read_structures(file)
-    settings = LabelSettings(method=method, functional=functional, basis=basis, charge=charge, spin=spin,
-                             dispersion=dispersion, density_fit=method == "dft")
+    settings = _validated(LabelSettings, "label", method=method, functional=functional, basis=basis, charge=charge,
+                          spin=spin, dispersion=dispersion, density_fit=method == "dft", n_workers=workers)
     out = out or file.with_suffix(".labels.nc")
+    _check_writable(out, "--out")
+    configs = read_structures(file, species=species)
     n = configs.sizes["config"]
     from rich.progress import Progress
 
@@ -157,16 +187,17 @@ def fit(
 
     store = CampaignStore(_campaign_dir(directory))
     cfg = load_config(store.config_path)
+    if level is not None:
+        cfg = cfg.with_overrides(potential={"level": level})
+    out = out or store.path("refit.mtp")
+    _check_writable(out, "--out")
     labels = store.read_labels()
     if labels is None:
         raise UserError(f"{directory} has no labels yet (labels.nc)")
     labels = usable_labels(labels)
-    if level is not None:
-        cfg = cfg.with_overrides(potential={"level": level})
     p = cfg.potential
     t0 = time.perf_counter()
     potential = run_fit(labels, p, cfg.stream("fit")).potential
-    out = out or store.path("refit.mtp")
     write_mtp(potential, out)
     table = Table(title=f"MTP level {p.level} on {labels.sizes['config']} labels "
                         f"({time.perf_counter() - t0:.1f} s) → {out}")

@@ -54,13 +54,15 @@ class SystemConfig(_Section):
     or ``structure`` (a file any ASE reader understands, relative paths from the config file's folder).
 
     The starting set: ``n_start`` configurations made by Gaussian random displacements of standard deviation
-    ``rattle`` (Å) of the structure(s), rejecting any with two atoms closer than ``min_distance`` (Å);
+    ``rattle`` (Å) of the structure(s) (``species``: the elements of an MLIP ``.cfg`` file's atom types, type 0
+    first), rejecting any with two atoms closer than ``min_distance`` (Å);
     ``n_test`` more make the held-out test set (0 = none), displaced by ``test_rattle`` (Å; default ``rattle``;
     larger values test the potential beyond the starting set's reach)."""
 
     builtin: str | None = "H2O"
     structure: str | None = None
     index: str = ":"
+    species: list[str] | None = None
     n_start: int = Field(8, ge=2, le=10_000)
     n_test: int = Field(8, ge=0, le=10_000)
     rattle: float = Field(0.08, ge=0, le=1.0)

@@ -28,7 +28,7 @@ def check_structure(cfg: CampaignConfig):
     if cfg.structure_path() is not None and cfg.structure_path().is_dir():
         raise UserError(f"[system] structure = {cfg.system.structure!r} is a directory; give a structure file")
     try:
-        system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index)
+        system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index, cfg.system.species)
     except (ValueError, KeyError, OSError) as exc:
         raise UserError(f"cannot read {where}: {exc}") from None
     from hmc_core.configurations import config_arrays

@@ -36,10 +36,11 @@ def builtin_system(name: str) -> xr.Dataset:
     return from_atoms([atoms], attrs={"source": f"builtin:{name}"})
 
 
-def load_system(builtin: str | None, structure=None, index: str = ":") -> xr.Dataset:
-    """Reference structure(s) of a campaign as a configurations dataset."""
+def load_system(builtin: str | None, structure=None, index: str = ":", species=None) -> xr.Dataset:
+    """Reference structure(s) of a campaign as a configurations dataset (``species``: elements of the atom types
+    of an MLIP ``.cfg`` file)."""
     if structure is not None:
-        return read_structures(structure, index=index)
+        return read_structures(structure, index=index, species=species)
     return builtin_system(builtin)
 
 

@@ -228,21 +228,70 @@ def write_netcdf(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 def read_netcdf(path: str | os.PathLike) -> xr.Dataset:
-    """Read a dataset written by :func:`write_netcdf` fully into memory (the file is closed)."""
+    """Read a dataset written by :func:`write_netcdf` fully into memory (the file is closed). A truncated or
+    corrupt file raises :class:`ConfigurationError` naming it (not a low-level HDF5 traceback)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such dataset file: {path}")
-    with xr.open_dataset(path, engine="h5netcdf") as ds:
-        return ds.load()
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigurationError(f"{path} is not a readable netCDF dataset (truncated or corrupt?): "
+                                 f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}; restore or "
+                                 "remove it") from None
 
 
-def read_structures(path: str | os.PathLike, index: str = ":") -> xr.Dataset:
-    """Read structures from any file ASE reads (extxyz, xyz, POSCAR, cif, …) or a netCDF dataset."""
+def _index_selection(index: str, n: int) -> list[int]:
+    """ASE-style index text (``":"``, ``"3"``, ``"-1"``, ``"2:10:2"``) as a list of configuration indices."""
+    try:
+        if ":" in index:
+            parts = [int(p) if p else None for p in index.split(":")]
+            return list(range(n))[slice(*parts)]
+        return [list(range(n))[int(index)]]
+    except (ValueError, IndexError, TypeError):
+        raise ConfigurationError(f"index {index!r} does not select structures of a file with {n}") from None
+
+
+def element_numbers(species) -> list[int]:
+    """Atomic numbers from element symbols or numbers (``["Ar"]``, ``"H,O"``, ``[1, 8]``); ValueError names the
+    entry that is neither."""
+    from ase.data import atomic_numbers
+
+    items = species.split(",") if isinstance(species, str) else list(species)
+    out = []
+    for item in items:
+        text = str(item).strip()
+        if text.isdigit() and 0 < int(text) < 119:
+            out.append(int(text))
+        elif text in atomic_numbers and atomic_numbers[text] > 0:
+            out.append(atomic_numbers[text])
+        else:
+            raise ValueError(f"unknown element {text!r} in species {species!r}: give element symbols such as 'Ar', "
+                             "'H', 'O' (case matters) or atomic numbers")
+    return out
+
+
+def read_structures(path: str | os.PathLike, index: str = ":", species=None) -> xr.Dataset:
+    """Read structures from any file ASE reads (extxyz, xyz, POSCAR, cif, …), a netCDF dataset, or an MLIP
+    ``.cfg`` file (read by pesflow's own reader: ASE takes ``*.cfg`` as AtomEye). A ``.cfg`` stores atom types,
+    not elements: ``species`` (symbols or atomic numbers, type 0 first) says which is which."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such structure file: {path}")
+    if path.is_dir():
+        raise ConfigurationError(f"{path} is a directory, not a structure file")
     if path.suffix in (".nc", ".netcdf", ".h5"):
         return validate(read_netcdf(path))
+    if path.suffix == ".cfg":
+        if species is None:
+            raise ConfigurationError(f"{path} is an MLIP .cfg file, which stores atom types, not elements: say which "
+                                     "element each type is (--species Ar,Kr on the command line, [system] species "
+                                     "= [\"Ar\", \"Kr\"] in a campaign), type 0 first")
+        from hmc_core.mtp.io import read_cfg
+
+        ds = read_cfg(path, element_numbers(species))
+        return ds if index == ":" else ds.isel(config=_index_selection(index, ds.sizes["config"]))
     from ase.io import read
 
     try:
