@@ -15,11 +15,14 @@ from flows.app import UserError, app, console
 
 
 def campaign_environment() -> None:
-    """Environment defaults (no telemetry, patience for server starts, passive OpenMP waits): see
-    :func:`flows.server.configure_environment`, which the CLI's root callback already applies to every command."""
+    """Environment defaults (no telemetry, patience for server starts, passive OpenMP waits; see
+    :func:`flows.server.configure_environment`) and the watchdog that takes worker processes (PySCF labels)
+    down with the command even on ``kill -9`` (:mod:`flows.reaper`)."""
+    from flows.reaper import watch_this_process
     from flows.server import configure_environment
 
     configure_environment()
+    watch_this_process()
 
 
 def _campaign_dir(directory: Path) -> Path:
@@ -127,6 +130,8 @@ def _check_writable(path: Path, option: str) -> None:
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: {folder} is a file, so {path} cannot be created; choose another path")
     if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
         raise UserError(f"{option} {path} is not writable; choose another path")
 

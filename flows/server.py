@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from flows.app import UserError, console
+from flows.reaper import alive, start_ticks, watch_this_process
 
 #: Environment defaults of every command, set before Prefect is imported (the user's own values win).
 ENVIRONMENT_DEFAULTS = {
@@ -102,21 +103,6 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
             os.kill(os.getpid(), sig)
 
     return preexec
-
-
-def start_ticks(pid: int) -> int | None:
-    """Start time of ``pid`` (clock ticks since boot, /proc/PID/stat field 22); None if it is gone or a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = stat[stat.rfind(")") + 2:].split()  # fields after the command name, from field 3 (state) on
-    return None if fields[0] in "ZX" else int(fields[19])
-
-
-def alive(pid: int, ticks: int | None) -> bool:
-    """True if ``pid`` runs and is the process that started at ``ticks`` (not a reused pid)."""
-    return ticks is not None and start_ticks(pid) == ticks
 
 
 def stop_process(proc: subprocess.Popen, deadline_s: float = 20.0) -> None:
@@ -309,6 +295,7 @@ def flow_server(announce: bool = True) -> Iterator[str]:
 
     Enter it from the main thread (the server's parent-death signal is bound to the starting thread)."""
     configure_environment()
+    watch_this_process()  # worker processes (labels, Dask) die with the command too
     if os.environ.get("PREFECT_API_URL"):
         url = os.environ["PREFECT_API_URL"].rstrip("/")
         t0 = time.monotonic()

@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from prefect import flow
 from prefect_server import BIN, free_port, prefect_env, stop, wait_for
 
+from flows import reaper
 from flows import server as srv
 from flows.cli import main
 
@@ -85,6 +87,7 @@ def test_kill9_of_a_flow_command_takes_its_server_down(tmp_path, client_home):
 ORPHAN = """
 import os, subprocess, sys
 from pathlib import Path
+from flows import reaper
 from flows import server as srv
 home, port = Path(sys.argv[1]), srv.free_port()
 # a server started WITHOUT the parent-death signal (as on a platform without prctl), recorded, then abandoned
@@ -254,3 +257,37 @@ def test_phase_flow_runs_are_named(name, kwargs, expected):
 
     f = getattr(flows.phase, name)
     assert f.flow_run_name.format(**get_call_parameters(f.fn, (), kwargs)) == expected
+
+
+WORKERS = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from flows.reaper import watch_this_process
+
+if __name__ == "__main__":
+    watch_this_process()
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        print(*sorted({f.result() for f in [pool.submit(os.getpid) for _ in range(8)]}), flush=True)
+        time.sleep(600)
+"""
+
+
+def test_kill9_takes_spawned_worker_processes_down(tmp_path):
+    """Spawned ProcessPoolExecutor workers (as the PySCF labels use) otherwise outlive a `kill -9` of their
+    parent indefinitely (idle, reparented to init); the watchdog of flows.reaper ends them."""
+    script = tmp_path / "workers.py"
+    script.write_text(WORKERS)
+    proc = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path)
+    workers = []
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert workers and all(not _gone(p) for p in workers)
+        time.sleep(2 * reaper.POLL_S)  # the watchdog has seen them
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        wait_for(lambda: all(_gone(p) for p in workers), 10, f"workers {workers} to die with their parent")
+    finally:
+        stop(proc)
+        for pid in workers:
+            if not _gone(pid):
+                os.kill(pid, signal.SIGKILL)
