@@ -236,6 +236,8 @@ def load_config(path: str | Path | None = None) -> CampaignConfig:
     path = DEFAULT_CONFIG if path is None else Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such campaign configuration: {path}")
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory; give the campaign configuration file (TOML or YAML)")
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):

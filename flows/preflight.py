@@ -89,6 +89,9 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
     probe = directory
     while not probe.exists():
         probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"campaign directory {directory}: {probe} is a file, so the directory cannot be created; "
+                        "choose another --dir")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"campaign directory {directory}: {probe} is not writable; choose another --dir")
     store = CampaignStore(directory)
