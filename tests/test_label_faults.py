@@ -188,3 +188,13 @@ def test_dft_open_shell_stability_with_density_fitting():
     plain = run_label(np.array([8, 1]), OH, NO_CELL, OPEN, settings.model_copy(update={"stability_check": "never"}))
     assert checked.status == "ok" and checked.stability in (STABLE, REOPTIMISED), checked.reason
     assert -1e-3 < checked.energy - plain.energy <= E_TOL
+
+
+def test_unknown_element_symbol_is_named_with_its_file(tmp_path):
+    """An .xyz with 'Hx': the error names the symbol, the file and the fix (not only "'Hx'")."""
+    from hmc_core.configurations import ConfigurationError, read_structures
+
+    path = tmp_path / "hx.xyz"
+    path.write_text("2\n\nHx 0 0 0\nH 0 0 0.74\n")
+    with pytest.raises(ConfigurationError, match=r"unknown element symbol 'Hx' in .*hx.xyz: use chemical symbols"):
+        read_structures(path)
