@@ -41,12 +41,13 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
     stage spent by this run), the wall-time split of this run."""
     rows = summary["metrics"]
     table = Table(title=f"campaign {summary['directory']}")
-    cols = [("iteration", "it", "{:d}"), ("n_labels", "labels", "{:.0f}"), ("n_new_labels", "new", "{:.0f}"),
-            ("n_failed", "failed", "{:.0f}"), ("test_energy_rmse_meV_per_atom", "E RMSE meV/at", "{:.2f}"),
-            ("test_force_rmse_eV_per_A", "F RMSE eV/Å", "{:.4f}"), ("n_pool", "frames", "{:.0f}"),
-            ("chains_stopped", "stopped", "{:.0f}"), ("max_grade", "max γ", "{:.3g}"),
-            ("n_above_threshold", "γ>thr", "{:.0f}"), ("n_selected", "selected", "{:.0f}"),
-            ("iteration_s", "wall s", "{:.1f}")]
+    cols = [("iteration", "it", "{:d}"), ("n_labels", "labels", "{:.0f}"),
+            ("test_energy_rmse_meV_per_atom", "test E RMSE (meV/atom)", "{:.2f}"),
+            ("test_force_rmse_eV_per_A", "test F RMSE (eV/Å)", "{:.4f}"),
+            ("n_above_threshold", "frames γ>thr", "{:.0f}"), ("n_selected", "selected", "{:.0f}"),
+            ("n_new_labels", "new labels", "{:.0f}"), ("n_failed", "failed", "{:.0f}"),
+            ("n_pool", "frames", "{:.0f}"), ("chains_stopped", "chains stopped", "{:.0f}"),
+            ("max_grade", "max γ", "{:.3g}"), ("iteration_s", "wall (s)", "{:.1f}")]
     for _, title, _ in cols:
         table.add_column(title, justify="right")
     for r in rows:
@@ -57,6 +58,10 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
         table.add_row(*cells)
     out = Console(width=max(Console().width, 150))
     out.print(table)
+    capped = [r["iteration"] for r in rows if r.get("fit_capped")]
+    if capped:
+        out.print(f"[yellow]warning:[/] the fits of iteration(s) {', '.join(map(str, capped))} stopped at their "
+                  "iteration cap ([potential] max_iter) before converging; raise max_iter for converged fits")
     if summary.get("reason"):
         out.print(f"stopped: {summary['reason']}; {summary['n_ok_labels']} labels "
                   f"({summary['n_labels'] - summary['n_ok_labels']} failed); final potential: "
