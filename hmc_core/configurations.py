@@ -296,10 +296,11 @@ def read_structures(path: str | os.PathLike, index: str = ":", species=None) -> 
 
     try:
         atoms = read(str(path), index=index)
-    except KeyError as exc:  # ASE's lookup of an element symbol it does not know: KeyError('Hx')
-        raise ConfigurationError(f"unknown element symbol {exc.args[0]!r} in {path}: use chemical symbols (H, He, "
-                                 "Li, …; first letter upper case) in the element column") from None
     except Exception as exc:  # ASE raises many kinds; report them as one clear error
+        key = exc.args[0] if isinstance(exc, KeyError) and exc.args else None
+        if isinstance(key, str) and key.isalpha() and len(key) <= 3:  # ASE's symbol lookup: KeyError('Hx')
+            raise ConfigurationError(f"unknown element symbol {key!r} in {path}: use chemical symbols (H, He, Li, …; "
+                                     "first letter upper case) in the element column") from None
         raise ConfigurationError(f"could not read structures from {path}: {exc}") from exc
     return from_atoms(atoms if isinstance(atoms, list) else [atoms], attrs={"source": str(path)})
 
