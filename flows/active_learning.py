@@ -366,7 +366,7 @@ class Campaign:
     def label_set(self, configs: xr.Dataset, title: str) -> xr.Dataset:
         """Label ``configs`` with PySCF: one task using the labeler's local worker processes (default executor),
         or one task per batch on the Dask workers. Labels come back in input order (failures have a status)."""
-        from tasks.label import label_task
+        from tasks.label import LabelInputs, label_task
 
         cfg, store = self.config, self.store
         settings = cfg.labeling.label_settings()
@@ -374,12 +374,13 @@ class Campaign:
         n = configs.sizes["config"]
         if cfg.executor.kind == "dask" and n > 1:
             batches = np.array_split(np.arange(n), min(n, cfg.executor.n_workers))
+            one = settings.model_copy(update={"n_workers": 1})
             futures = [self.runner.submit(named(label_task, f"{title} [{b + 1}/{len(batches)}]"),
-                                          {"configs": configs.isel(config=idx), "settings": settings,
-                                           "cache_dir": cache, "n_workers": 1})
+                                          {"inputs": LabelInputs(configs.isel(config=idx), cache, configs),
+                                           "settings": one})
                        for b, idx in enumerate(batches)]
-            return concat([f.result() for f in futures])
-        return named(label_task, title)(configs, settings, cache_dir=cache, n_workers=settings.n_workers)
+            return concat([f.result().labels for f in futures])
+        return named(label_task, title)(LabelInputs(configs, cache), settings).labels
 
     # -- reporting ------------------------------------------------------------------------------------------
     def publish(self, it: int, row: dict, metrics: xr.Dataset) -> None:

@@ -1,7 +1,9 @@
 """Label stage: configurations → PySCF energies (eV) and forces (eV/Å) with provenance.
 
-Plain function :func:`label_configurations` (testable without Prefect), its Prefect task :data:`label_task`,
-and helpers :func:`label_atoms` (a list of ASE ``Atoms`` in) and :func:`label_file` (file in, netCDF out).
+Stage contract (see :mod:`tasks.explore`): settings :class:`tasks.label_settings.LabelSettings`,
+:class:`LabelInputs`, :func:`run_label` ``(inputs, settings, seed) -> LabelResult`` and its Prefect task
+:data:`label_task`. The numerical core is :func:`label_configurations` (testable without Prefect), with
+helpers :func:`label_atoms` (a list of ASE ``Atoms`` in) and :func:`label_file` (file in, netCDF out).
 
 The whole batch is validated before any SCF starts (:func:`check_batch`). Labels are cached on disk
 (:mod:`tasks.label_cache`; every entry is verified against the question before it is used), warm-started from
@@ -41,6 +43,7 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -60,8 +63,8 @@ from tasks.label_cache import LabelCache, LabelQuestion, labeler_identity
 from tasks.label_settings import LabelSettings
 from tasks.label_worker import LabelJob, LabelOutcome, init_worker, run_in_worker, run_job
 
-__all__ = ["LabelInputError", "LabelSettings", "check_batch", "label_atoms", "label_configurations", "label_file",
-           "label_task", "successful"]
+__all__ = ["LabelInputError", "LabelInputs", "LabelResult", "LabelSettings", "check_batch", "label_atoms",
+           "label_configurations", "label_file", "label_task", "run_label", "successful"]
 
 Progress = Callable[[int, int], None]
 
@@ -305,8 +308,39 @@ def _assemble(configs: xr.Dataset, outcomes: list[LabelOutcome], settings: Label
 
 
 def successful(labels: xr.Dataset) -> xr.Dataset:
-    """Only the configurations with ``status == "ok"`` (failed labels never enter training data)."""
-    return labels.isel(config=np.nonzero(labels["status"].values == "ok")[0])
+    """Only the labels usable for fitting (:func:`hmc_core.mtp.fit.usable_labels`: status ``ok`` and a finite
+    energy; failed labels never enter training data)."""
+    from hmc_core.mtp.fit import usable_labels
+
+    return usable_labels(labels)
+
+
+@dataclass(frozen=True)
+class LabelInputs:
+    """configs: the configurations to label (positions Å); cache_dir: the label cache folder (None: none);
+    labeled_alongside: configurations other calls label into the same cache at the same time (Dask batches)."""
+
+    configs: xr.Dataset
+    cache_dir: str | None = None
+    labeled_alongside: xr.Dataset | None = None
+
+
+@dataclass(frozen=True)
+class LabelResult:
+    """labels: ``configs`` plus energy (eV), forces (eV/Å), status/reason and provenance; n_ok / n_failed."""
+
+    labels: xr.Dataset
+    n_ok: int
+    n_failed: int
+
+
+def run_label(inputs: LabelInputs, settings: LabelSettings, seed=None) -> LabelResult:
+    """The label stage (stage contract of :mod:`tasks.explore`): :func:`label_configurations` with
+    ``settings.n_workers`` processes. ``seed`` is accepted for the common signature; labels use no randomness."""
+    labels = label_configurations(inputs.configs, settings, cache_dir=inputs.cache_dir,
+                                  labeled_alongside=inputs.labeled_alongside)
+    n_ok = int(successful(labels).sizes["config"])
+    return LabelResult(labels, n_ok, int(labels.sizes["config"]) - n_ok)
 
 
 def label_atoms(atoms: Iterable, settings: LabelSettings, **kwargs) -> xr.Dataset:
@@ -327,4 +361,4 @@ def label_file(path: str | os.PathLike, settings: LabelSettings, out: str | os.P
     return labels
 
 
-label_task = task(label_configurations, name="label", task_run_name="label-{settings.method}")
+label_task = task(run_label, name="label")

@@ -348,8 +348,22 @@ def test_killed_worker_loses_only_the_label_in_flight(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))  # no half-written entries left behind
 
 
-def test_prefect_task_wraps_the_plain_function():
-    """The campaign flow calls ``label_task`` (exercised end to end in the campaign tests); it is this function."""
-    from tasks.label import label_task
+def test_prefect_task_wraps_the_stage_function():
+    """The campaign flow calls ``label_task`` (exercised end to end in the campaign tests); it is ``run_label``."""
+    from tasks.label import label_task, run_label
 
-    assert label_task.fn is label_configurations and label_task.name == "label"
+    assert label_task.fn is run_label and label_task.name == "label"
+
+
+def test_run_label_counts_ok_and_failed(tmp_path):
+    """The stage function labels through label_configurations (the same numbers) and counts usable labels."""
+    from hmc_core.configurations import make_configurations
+    from tasks.label import LabelInputs, run_label
+
+    configs = make_configurations([np.array([[0, 0, 0], [0, 0, 0.74]]), np.array([[0.0, 0, 0], [0, 0, 0.80]])],
+                                  [np.array([1, 1]), np.array([1, 1])])
+    settings = LabelSettings(method="hf", basis="sto-3g", density_fit=False)
+    result = run_label(LabelInputs(configs, str(tmp_path / "cache")), settings)
+    assert result.n_ok == 2 and result.n_failed == 0
+    direct = label_configurations(configs, settings)
+    np.testing.assert_array_equal(result.labels["energy"].values, direct["energy"].values)

@@ -58,7 +58,15 @@ def _run(cfg, directory, env, *extra, kill_at=None, tmp=None):
 
 
 def _labels(directory):
+    """labels.nc without what may differ: per-label wall times, and the worker count in the settings record."""
+    import json
+
     ds = xr.open_dataset(directory / "labels.nc").load()
+    if "label_settings" in ds.attrs:
+        settings = json.loads(ds.attrs["label_settings"])
+        for key in ("n_workers", "threads_per_worker"):
+            settings.pop(key, None)
+        ds.attrs["label_settings"] = json.dumps(settings, sort_keys=True)
     return ds.drop_vars([v for v in ("wall_time",) if v in ds])
 
 
