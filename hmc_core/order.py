@@ -14,7 +14,16 @@ Definitions (neighbours j of atom i within ``cutoff``, N_b(i) of them, r̂_ij un
   solid bonds. Solid-like neighbours form clusters; the largest one measures a crystal nucleus.
 * Adaptive CNA, Stukowski, MSMSE 20, 045021 (2012): per atom, the 12 (fcc/hcp/ico) or 14 (bcc)
   nearest neighbours set a local cutoff; signatures (n_common, n_bonds, longest_chain) of all
-  neighbour pairs: 12×(421) fcc, 6×(421)+6×(422) hcp, 12×(555) icosahedral, 6×(444)+8×(666) bcc.
+  neighbour pairs: 12×(421) fcc, 6×(421)+6×(422) hcp, 12×(555) icosahedral, 6×(444)+8×(666) bcc;
+  and 10×(422)+2×(555) "fivefold": an atom on a five-fold twin axis (the inner vertices of a Mackay
+  icosahedron, the axis of a decahedron; Cleveland, Luedtke & Landman, PRB 60, 5065 (1999)), which the
+  a-CNA of OVITO leaves as "other".
+* Ordered units (the topological-cluster idea of Malins et al., JCP 139, 234506 (2013), with a-CNA
+  centres): every atom with a structure label other than "other" forms a unit with its a-CNA shell (its
+  12, or 14 for bcc, nearest neighbours); units sharing an atom join. The largest unit cluster counts a
+  crystal seed of any inserted structure, surface layer included: the ten Wolde–Frenkel q6 bonds miss
+  icosahedral order (neighbouring atoms of an icosahedron do not share a q6 orientation) and the surface
+  of small seeds.
 
 Only m ≥ 0 components are stored: q_l,−m = (−1)^m q_lm*, so Σ_m over −l…l is |q_l0|² + 2 Σ_{m>0}.
 Positions in any length unit (Å or σ); cells (3, 3) with lattice vectors as rows; periodic or open.
@@ -32,8 +41,8 @@ from numba import njit
 from hmc_core.neighbors import NeighborList
 from hmc_core.potentials.pair_kernels import pair_displacement
 
-STRUCTURES = ("other", "fcc", "hcp", "bcc", "ico")
-OTHER, FCC, HCP, BCC, ICO = range(5)
+STRUCTURES = ("other", "fcc", "hcp", "bcc", "ico", "fivefold")
+OTHER, FCC, HCP, BCC, ICO, FIVEFOLD = range(6)
 CNA_FACTOR = 0.5 * (1.0 + math.sqrt(2.0))  # local a-CNA cutoff / mean first-shell distance
 
 
@@ -198,6 +207,13 @@ def cluster_kernel(mask, x, offsets, nbr, codes, shifts, rc2):
                 b = _find(parent, j)
                 if a != b:
                     parent[max(a, b)] = min(a, b)
+    return _ranked_clusters(parent, mask)
+
+
+@njit(cache=True, nogil=True)
+def _ranked_clusters(parent, mask):
+    """Union-find forest → per-atom cluster label (−1 unmasked, else 0..K−1 by size, largest first), sizes."""
+    n = mask.shape[0]
     size = np.zeros(n, np.int64)
     for i in range(n):
         if mask[i]:
@@ -275,9 +291,12 @@ def _signature_counts(v, m, rc2):
 
 @njit(cache=True, nogil=True)
 def acna_kernel(x, offsets, nbr, codes, shifts):
-    """a-CNA label per atom (0 other, 1 fcc, 2 hcp, 3 bcc, 4 icosahedral) from a full neighbour list."""
+    """a-CNA label per atom (0 other, 1 fcc, 2 hcp, 3 bcc, 4 icosahedral, 5 five-fold axis) from a full
+    neighbour list, and each labelled atom's shell (N, 14): the indices of its 12 (bcc: 14) nearest
+    neighbours, −1 elsewhere."""
     n = x.shape[0]
     labels = np.zeros(n, np.int64)
+    shell = np.full((n, 14), -1, np.int64)
     for i in range(n):
         k = offsets[i + 1] - offsets[i]
         if k < 12:
@@ -304,12 +323,15 @@ def acna_kernel(x, offsets, nbr, codes, shifts):
         c = _signature_counts(v, 12, rc * rc)
         if c[0] == 12:
             labels[i] = 1
-            continue
-        if c[0] == 6 and c[1] == 6:
+        elif c[0] == 6 and c[1] == 6:
             labels[i] = 2
-            continue
-        if c[2] == 12:
+        elif c[2] == 12:
             labels[i] = 4
+        elif c[1] == 10 and c[2] == 2:
+            labels[i] = 5
+        if labels[i] > 0:
+            for q in range(12):
+                shell[i, q] = nbr[offsets[i] + order[q]]
             continue
         if m < 14:
             continue
@@ -323,7 +345,32 @@ def acna_kernel(x, offsets, nbr, codes, shifts):
         c = _signature_counts(v, 14, rc * rc)
         if c[3] == 6 and c[4] == 8:
             labels[i] = 3
-    return labels
+            for q in range(14):
+                shell[i, q] = nbr[offsets[i] + order[q]]
+    return labels, shell
+
+
+@njit(cache=True, nogil=True)
+def unit_cluster_kernel(labels, shell):
+    """Clusters of ordered units (labelled atom + its shell; units sharing an atom join): per-atom cluster
+    label (−1 outside every unit, else 0..K−1 by size, largest first) and the sizes."""
+    n = labels.shape[0]
+    parent = np.arange(n)
+    member = np.zeros(n, np.bool_)
+    for i in range(n):
+        if labels[i] == 0:
+            continue
+        member[i] = True
+        for q in range(shell.shape[1]):
+            j = shell[i, q]
+            if j < 0:
+                break
+            member[j] = True
+            a = _find(parent, i)
+            b = _find(parent, j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+    return _ranked_clusters(parent, member)
 
 
 @dataclass(frozen=True)
@@ -340,17 +387,27 @@ class OrderParameters:
     cluster: np.ndarray
     cluster_sizes: np.ndarray
     structure: np.ndarray
+    unit_cluster: np.ndarray  # ordered-unit cluster label per atom (−1: in no unit); all −1 without a-CNA
+    unit_cluster_sizes: np.ndarray
 
     @property
     def largest_cluster(self) -> int:
+        """Atoms in the largest ten Wolde–Frenkel solid-like cluster."""
         return int(self.cluster_sizes[0]) if len(self.cluster_sizes) else 0
 
+    @property
+    def largest_unit_cluster(self) -> int:
+        """Atoms in the largest cluster of ordered a-CNA units (any structure; 0 when structures were off)."""
+        return int(self.unit_cluster_sizes[0]) if len(self.unit_cluster_sizes) else 0
+
     def summary(self) -> dict:
-        """Frame averages: mean q4, q6, q̄4, q̄6, solid fraction, largest cluster, structure fractions."""
+        """Frame averages: mean q4, q6, q̄4, q̄6, solid fraction, largest cluster (ten Wolde–Frenkel and
+        ordered units), structure fractions."""
         n = len(self.q6)
         out = {"q4": float(self.q4.mean()), "q6": float(self.q6.mean()), "q4_avg": float(self.q4_avg.mean()),
                "q6_avg": float(self.q6_avg.mean()), "solid_fraction": float(self.solid.mean()),
-               "largest_cluster": float(self.largest_cluster)}
+               "largest_cluster": float(self.largest_cluster),
+               "largest_unit_cluster": float(self.largest_unit_cluster)}
         counts = np.bincount(self.structure, minlength=len(STRUCTURES))
         out.update({f"fraction_{name}": float(counts[k]) / n for k, name in enumerate(STRUCTURES)})
         return out
@@ -400,12 +457,15 @@ def compute_order(positions, cell=None, pbc=(True, True, True), cutoff: float | 
     labels, sizes = cluster_kernel(solid, *args, rc2)
     if structures:
         nl2, xw2 = _full_list(x, cell, pbc, cna_cutoff or 1.6 * cutoff)
-        struct = acna_kernel(xw2, nl2.offsets, nl2.neighbors, nl2.codes, nl2.shifts)
+        struct, shell = acna_kernel(xw2, nl2.offsets, nl2.neighbors, nl2.codes, nl2.shifts)
+        units, unit_sizes = unit_cluster_kernel(struct, shell)
     else:
         struct = np.zeros(len(x), np.int64)
+        units, unit_sizes = np.full(len(x), -1, np.int64), np.zeros(0, np.int64)
     return OrderParameters(q4=ql_from_qlm(q4r, q4i), q6=ql_from_qlm(q6r, q6i), q4_avg=ql_from_qlm(a4r, a4i),
                            q6_avg=ql_from_qlm(a6r, a6i), n_neighbors=count, solid_bonds=bonds, solid=solid,
-                           cluster=labels, cluster_sizes=sizes, structure=struct)
+                           cluster=labels, cluster_sizes=sizes, structure=struct, unit_cluster=units,
+                           unit_cluster_sizes=unit_sizes)
 
 
 def structure_labels(positions, cell=None, pbc=(True, True, True), search_cutoff: float | None = None) -> np.ndarray:
@@ -417,4 +477,4 @@ def structure_labels(positions, cell=None, pbc=(True, True, True), search_cutoff
             raise ValueError("give search_cutoff for a system that is not periodic in all three directions")
         search_cutoff = 1.6 * shell_cutoff(len(x) / abs(np.linalg.det(np.asarray(cell, float))))
     nl, xw = _full_list(x, cell, pbc, search_cutoff)
-    return acna_kernel(xw, nl.offsets, nl.neighbors, nl.codes, nl.shifts)
+    return acna_kernel(xw, nl.offsets, nl.neighbors, nl.codes, nl.shifts)[0]

@@ -14,22 +14,39 @@ from hmc_core.order import STRUCTURES, compute_order
 class OrderAnalysis:
     """Order-parameter summary of a frame (:meth:`hmc_core.order.OrderParameters.summary`), the structure
     composition of the largest solid cluster (``largest_<structure>``, fractions) and, with ``tracked``
-    (N,) bool, how many tracked atoms are solid-like (``seed_solid_fraction``) and in the largest cluster
-    (``seed_in_largest``). ``cutoff``: first-shell radius (length units; default from the density)."""
+    (N,) bool, the fraction of tracked atoms that are solid (``seed_solid_fraction``) and in the largest
+    cluster (``seed_in_largest``). ``cutoff``: first-shell radius (length units; default from the density).
 
-    def __init__(self, cutoff: float | None = None, tracked: np.ndarray | None = None):
+    ``clusters`` chooses what "solid" and ``largest_cluster`` mean:
+
+    * ``"q6"``: ten Wolde–Frenkel solid-like atoms (≥ 7 q6 bonds) and their clusters — the usual measure of
+      fcc/hcp/bcc nuclei, blind to icosahedral order and to the surface of small seeds;
+    * ``"units"``: clusters of ordered a-CNA units (an atom labelled fcc, hcp, bcc, ico or five-fold with its
+      12 or 14 shell neighbours, :mod:`hmc_core.order`): recognises seeds of every inserted structure,
+      surface layer included. ``largest_cluster_q6`` then keeps the ten Wolde–Frenkel size.
+    """
+
+    def __init__(self, cutoff: float | None = None, tracked: np.ndarray | None = None, clusters: str = "q6"):
+        if clusters not in ("q6", "units"):
+            raise ValueError(f"clusters must be 'q6' or 'units', got {clusters!r}")
         self.cutoff = cutoff
         self.tracked = tracked
+        self.clusters = clusters
 
     def __call__(self, positions: np.ndarray, cell: np.ndarray) -> dict:
         op = compute_order(positions, cell, cutoff=self.cutoff)
         out = op.summary()
-        in_largest = op.cluster == 0
+        if self.clusters == "units":
+            out["largest_cluster_q6"] = out["largest_cluster"]
+            out["largest_cluster"] = float(op.largest_unit_cluster)
+            solid, in_largest = op.unit_cluster >= 0, op.unit_cluster == 0
+        else:
+            solid, in_largest = op.solid, op.cluster == 0
         n_largest = max(int(in_largest.sum()), 1)
         for k, name in enumerate(STRUCTURES):
             out[f"largest_{name}"] = float(np.sum(op.structure[in_largest] == k)) / n_largest
         if self.tracked is not None:
-            out["seed_solid_fraction"] = float(op.solid[self.tracked].mean())
+            out["seed_solid_fraction"] = float(solid[self.tracked].mean())
             out["seed_in_largest"] = float(in_largest[self.tracked].mean())
         return out
 

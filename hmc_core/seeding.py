@@ -2,7 +2,15 @@
 liquid and followed by NPT HMC; does its solid cluster grow or dissolve?
 
 Units of the system (:class:`hmc_core.phase_system.PhaseSystem`): T* or K, P* or bar, σ or Å. The seed's
-size is followed as the largest solid-like cluster (:class:`hmc_core.phase_analysis.OrderAnalysis`).
+size is followed as the largest cluster of ordered a-CNA units (an atom labelled fcc, hcp, bcc, icosahedral
+or five-fold, with its 12 or 14 shell neighbours; :mod:`hmc_core.order`), which sees inserted and held seeds
+of every structure the command inserts: 55-atom seeds within 10 % (bcc 16 %), 19-atom seeds as their 13-atom
+(bcc 15) ordered unit. The ten Wolde–Frenkel q6 clusters, used before, saw icosahedral seeds as 0–1 atoms
+(neighbouring atoms of an icosahedron share no q6 orientation) and fcc seeds in part (19 → 1, 55 → 18–24
+at T* = 0.6); they are kept as ``largest_cluster_q6``. Once released at T* = 0.6 the recognised part of a
+55-atom seed drops within 2 sweeps to 13–62 atoms (its surface disorders; the q6 size drops alike where it
+sees the seed at all), and 19-atom seeds reach the liquid's own background of single 13–15-atom units.
+Figures per structure, size and temperature: ``bench/seed_recognition.py``.
 """
 
 from __future__ import annotations
@@ -35,8 +43,10 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
     :func:`insert_seed` (density-matched unless ``gap`` is given). ``n_hold``: sweeps with the seed atoms
     held in place (mass × 10¹⁰) at fixed volume while the liquid relaxes against it, before the followed run.
 
-    Returns a Dataset over ``frame`` (``sweep``, ``largest_cluster``, ``solid_fraction``,
-    ``seed_solid_fraction``, ``largest_fcc/hcp/bcc/ico/other`` composition, ``density``) with attrs
+    Returns a Dataset over ``frame`` (``sweep``, ``largest_cluster`` (ordered units, atoms),
+    ``largest_cluster_q6`` (ten Wolde–Frenkel, atoms), ``solid_fraction`` (q6), ``seed_solid_fraction``
+    and ``seed_in_largest`` (seed atoms in any / the largest unit cluster), ``largest_<structure>``
+    composition, ``density``) with attrs
     ``outcome`` (:func:`seeded_outcome`, after ``n_settle`` sweeps), growth-mode statistics and the seed's
     initial and final composition.
     """
@@ -64,7 +74,7 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
     ff = system.force_field(n, cell)
     cfg = system.hmc_settings(temperature, n_steps, n_warmup, dt)
     cutoff = shell_cutoff(rho_liquid)
-    analysis = OrderAnalysis(cutoff=cutoff, tracked=is_seed)
+    analysis = OrderAnalysis(cutoff=cutoff, tracked=is_seed, clusters="units")
     inserted = analysis(x, cell)
     state = None
     if n_hold > 0:
@@ -93,7 +103,10 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
         "element": system.element, "units": system.units, "structure": structure, "n_seed": n_seed,
         "temperature": temperature, "pressure": pressure, "n_atoms": n, "cutoff": cutoff, "outcome": outcome,
         "seed_density": rho_seed, "liquid_density": rho_liquid,
+        "cluster_criterion": "ordered a-CNA units (hmc_core.order); largest_cluster_q6: ten Wolde-Frenkel",
         "inserted_largest_cluster": float(inserted["largest_cluster"]),
+        "inserted_largest_cluster_q6": float(inserted["largest_cluster_q6"]),
+        "inserted_seed_in_largest": float(inserted["seed_in_largest"]),
         "initial_largest_cluster": n0, "settled_largest_cluster": n_ref, "n_settle": n_settle,
         "final_largest_cluster": float(size[-1]),
         "max_largest_cluster": float(size.max()), "final_seed_solid_fraction": float(ds["seed_solid_fraction"][-1]),
@@ -105,7 +118,7 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
         "initial_composition": " ".join(f"{s}={initial[f'largest_{s}']:.2f}" for s in STRUCTURES),
         "final_composition": " ".join(f"{s}={res.analysis[f'largest_{s}'][-1]:.2f}" for s in STRUCTURES),
         "hmc_acceptance": res.hmc_acceptance, "volume_acceptance": res.volume_acceptance,
-        "analyse_every": analyse_every, "n_hold": n_hold, "seed": seed, "schema": "pesflow.seeded_crystallisation/2",
+        "analyse_every": analyse_every, "n_hold": n_hold, "seed": seed, "schema": "pesflow.seeded_crystallisation/3",
     })
     return ds
 
@@ -119,7 +132,8 @@ def seeded_outcome(largest_cluster, sweeps, n_settle: int = 50) -> tuple[str, fl
     release is no reference. With n_end the mean of the last fifth of the frames and n₀ the size at release:
     "grew" when n_end − n_ref > max(20, n_ref / 4); "dissolved" when n_end < n_ref / 2, or when
     n_end < n₀ / 2 and n_end < n_ref (a small seed that dissolved within the settling window leaves the
-    liquid's background clusters of 5–15 atoms as n_ref); else "undecided".
+    liquid's background clusters as n_ref: 0–15 atoms at T* = 0.6–0.7, single 13-atom units of the liquid's
+    own icosahedral or crystalline order); else "undecided".
     """
     size = np.asarray(largest_cluster, float)
     sweeps = np.asarray(sweeps)

@@ -12,7 +12,18 @@ from conftest import fcc_lattice
 from scipy.special import sph_harm_y
 
 from hmc_core.hmc import HMCConfig, run_chains
-from hmc_core.order import BCC, FCC, HCP, ICO, OTHER, compute_order, qlm_kernel, shell_cutoff, structure_labels
+from hmc_core.order import (
+    BCC,
+    FCC,
+    FIVEFOLD,
+    HCP,
+    ICO,
+    OTHER,
+    compute_order,
+    qlm_kernel,
+    shell_cutoff,
+    structure_labels,
+)
 from hmc_core.potentials import LennardJones
 from hmc_core.structures import icosahedron, lattice
 
@@ -31,6 +42,7 @@ def test_perfect_lattices(structure):
     assert np.all(op.n_neighbors == (14 if structure == "bcc" else 12))
     assert np.all(op.structure == label)
     assert op.solid.all() and op.largest_cluster == len(pos)
+    assert op.largest_unit_cluster == len(pos)
 
 
 def test_icosahedron_centre():
@@ -39,6 +51,19 @@ def test_icosahedron_centre():
     assert op.q6[0] == pytest.approx(0.66332, abs=2e-5)
     assert op.q4[0] == pytest.approx(0.0, abs=1e-9)
     assert op.structure[0] == ICO and op.n_neighbors[0] == 12
+
+
+@pytest.mark.parametrize("shells, n_fivefold, n_hcp", [(3, 12, 0), (4, 24, 30)])
+def test_mackay_icosahedra_are_one_ordered_unit_cluster(shells, n_fivefold, n_hcp):
+    """Mackay icosahedra (55, 147 atoms): one centre with 12 × 555 signatures, every inner vertex on a five-fold
+    axis (10 × 422 + 2 × 555), the inner edge atoms of the 147 on twin planes (hcp: 6 × 421 + 6 × 422). The
+    units (labelled atom + shell) cover the whole cluster; the ten Wolde–Frenkel q6 bonds see at most one atom."""
+    x = icosahedron(shells, 1.1)
+    op = compute_order(x, None, (False, False, False), cutoff=1.4, cna_cutoff=1.9)
+    assert np.sum(op.structure == ICO) == 1 and op.structure[0] == ICO
+    assert np.sum(op.structure == FIVEFOLD) == n_fivefold and np.sum(op.structure == HCP) == n_hcp
+    assert op.largest_unit_cluster == len(x) and np.all(op.unit_cluster == 0)
+    assert op.largest_cluster <= 1
 
 
 def test_qlm_matches_scipy_spherical_harmonics():
@@ -75,6 +100,8 @@ def test_thermal_fcc_stays_fcc_and_liquid_is_disordered():
     assert op.q6_avg.mean() < 0.25
     assert op.solid.mean() < 0.05 and op.largest_cluster < 10
     assert np.mean(op.structure == OTHER) > 0.9
+    # ordered units in a hot liquid: at most one isolated 13-atom unit (one labelled atom + its shell)
+    assert op.largest_unit_cluster <= 13
 
 
 def test_structure_labels_and_bad_input():
