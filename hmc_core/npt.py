@@ -36,6 +36,7 @@ import numpy as np
 import xarray as xr
 
 from hmc_core.hmc import DualAveraging, HMCConfig, HMCSampler, HMCState
+from hmc_core.order import compute_order
 from hmc_core.potentials.base import ForceField, Potential
 from hmc_core.units import EV_PER_ANGSTROM3_IN_BAR, EV_PER_ANGSTROM3_IN_GPA, get_units
 
@@ -346,6 +347,72 @@ def npt_chains_to_dataset(results: list[NPTChainResult], temps, config: HMCConfi
     ds.attrs.update({f"potential_{k}": v for k, v in potential.describe().items()})
     ds.attrs.update({"pressure_internal": p_int, "seed": int(seed), "schema": "pesflow.npt_samples/1"})
     return ds
+
+
+# Liquid criteria of :func:`check_liquid` (fractions of atoms), measured with the LJ 3σ+tail model, N = 500:
+# the liquid NPT runs at T* = 0.85 and 0.9 (NIST pressures of ρ* = 0.82 and 0.86, started from a melt) have
+# solid-like and a-CNA fcc/hcp/bcc fractions ≤ 0.002 in every frame, the T* = 2 melt ≤ 0.03; fcc superheated
+# in NPT at the same (T*, P*) has solid-like fractions 0.87–0.99 and a-CNA crystal fractions 0.18–0.50 (thermal
+# displacements hide part of the a-CNA order). 0.1 separates the two on both measures with a wide margin.
+LIQUID_MAX_SOLID_FRACTION = 0.1
+LIQUID_MAX_CRYSTAL_FRACTION = 0.1
+
+
+def liquid_order(positions, cell) -> dict:
+    """Order-parameter summary of one periodic frame, usable as ``analyse`` of :func:`run_npt_chain` /
+    :func:`run_npt_chains`: the keys of :meth:`hmc_core.order.OrderParameters.summary` (mean q4, q6,
+    ``solid_fraction`` of ten Wolde–Frenkel solid-like atoms, ``largest_cluster``, a-CNA ``fraction_*``)
+    plus ``crystal_fraction`` = a-CNA fcc + hcp + bcc. Positions (N, 3) and cell (3, 3) in one length unit
+    (Å or σ); the first-shell cutoff follows from N/V (:func:`hmc_core.order.shell_cutoff`).
+    """
+    summary = compute_order(positions, cell).summary()
+    summary["crystal_fraction"] = sum(summary[f"fraction_{name}"] for name in ("fcc", "hcp", "bcc"))
+    return summary
+
+
+def check_liquid(summary: dict, where: str, max_solid_fraction: float = LIQUID_MAX_SOLID_FRACTION,
+                 max_crystal_fraction: float = LIQUID_MAX_CRYSTAL_FRACTION) -> None:
+    """Raise RuntimeError unless a frame summary of :func:`liquid_order` is liquid-like.
+
+    Liquid: fewer than ``max_solid_fraction`` of the atoms solid-like (q6 bonds, ten Wolde et al. 1996)
+    and fewer than ``max_crystal_fraction`` in an fcc/hcp/bcc a-CNA environment. ``where`` names the
+    frame in the message (e.g. "after melting at T* = 2").
+    """
+    solid, crystal = summary["solid_fraction"], summary["crystal_fraction"]
+    if solid >= max_solid_fraction or crystal >= max_crystal_fraction:
+        raise RuntimeError(
+            f"{where}: the system is not liquid (solid-like fraction {solid:.3f}, limit {max_solid_fraction}; "
+            f"fcc/hcp/bcc fraction {crystal:.3f}, limit {max_crystal_fraction}; largest solid cluster "
+            f"{summary['largest_cluster']:.0f} atoms). Melt longer or hotter (more sweeps or a higher melt "
+            "temperature), or start from a liquid configuration")
+
+
+def melt(potential: Potential, species, positions, cell, config: HMCConfig, melt_temperature: float,
+         n_sweeps: int = 200, seed: int | np.random.SeedSequence = 0, masses=None) -> np.ndarray:
+    """Melt a start structure at fixed cell and return liquid positions (N, 3) for an NPT liquid run.
+
+    A perfect periodic crystal superheats: started from fcc at the NIST liquid pressures of
+    (T*, ρ*) = (0.85, 0.82) and (0.9, 0.86), NPT HMC (500 atoms, 4000 sweeps) never melted and returned the
+    crystal's density (0.938, 0.966). Here ``n_sweeps`` HMC trajectories run at ``melt_temperature``
+    (K or T*, as ``config.units``; choose it well above the melting line at the start density, e.g.
+    T* = 2 for ρ* ≤ 0.9) with the cell of ``cell`` held fixed and dt adapted throughout (dual averaging
+    to ``config.target_accept``); the last frame must pass :func:`check_liquid`, else RuntimeError.
+    The hot liquid is then the start of :func:`run_npt_chains` at the target temperature, whose warm-up
+    re-adapts dt and relaxes the volume. Positions and cell in the length unit of ``config.units``.
+    """
+    if n_sweeps < 1:
+        raise ValueError(f"n_sweeps must be ≥ 1, got {n_sweeps}")
+    if not melt_temperature > 0:
+        raise ValueError(f"melt_temperature must be > 0, got {melt_temperature}")
+    ff = ForceField(potential, species, cell, (True, True, True), skin=config.skin)
+    hot = replace(config, temperature=float(melt_temperature), n_warmup=n_sweeps, adapt_step_size=True)
+    sampler = HMCSampler(ff, hot, masses)
+    state = sampler.init(positions, seed)
+    for _ in range(n_sweeps):
+        sampler.step(state, adapt=True)
+    x = state.positions.copy()
+    check_liquid(liquid_order(x, cell), f"after {n_sweeps} HMC sweeps at T = {melt_temperature:g} (fixed cell)")
+    return x
 
 
 def block_standard_error(x: np.ndarray, n_blocks: int = 10) -> float:
