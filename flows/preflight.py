@@ -48,35 +48,36 @@ def check_structure(cfg: CampaignConfig):
     return system
 
 
-def check_elements(cfg: CampaignConfig, system) -> None:
-    """Refuse elements the labeling basis does not cover."""
-    from pyscf import gto
-    from pyscf.data.elements import ELEMENTS
+def check_labels_possible(cfg: CampaignConfig, sets) -> None:
+    """The label stage's own input checks (:func:`tasks.label.check_batch`: basis and ECP coverage of every
+    element, periodic-only bases on open boundaries, charge/spin parity, overlapping atoms) on the starting and
+    test sets, with no SCF."""
+    from tasks.label import check_batch
 
-    elements = sorted({int(z) for z in np.unique(system["species"].values) if z > 0})
-    for z in elements:
+    for what, configs in sets:
         try:
-            gto.basis.load(cfg.labeling.basis, ELEMENTS[z])
-        except Exception as exc:
-            raise UserError(f"[labeling] basis {cfg.labeling.basis!r} does not cover element {ELEMENTS[z]} (Z={z}) "
-                            f"of the system: {str(exc).splitlines()[0]}; choose a basis that covers it") from None
+            check_batch(configs, cfg.labeling.label_settings())
+        except ValueError as exc:
+            raise UserError(f"[labeling] cannot label the {what}: {exc}") from None
 
 
-def check_sets(cfg: CampaignConfig, system) -> None:
+def check_sets(cfg: CampaignConfig, system) -> list:
     """The random displacements of the starting and test sets can be drawn (cheap; the same draws the flow
-    makes, so the flow cannot fail on them later)."""
+    makes, so the flow cannot fail on them later). Returns [(what, configurations)]."""
     from flows.systems import rattled_set
 
     s = cfg.system
+    sets = []
     for what, n, sigma, stream in (("starting set", s.n_start, s.rattle, "start_set"),
                                    ("test set", s.n_test, s.rattle if s.test_rattle is None else s.test_rattle,
                                     "test_set")):
         if n:
             try:
-                rattled_set(system, n, sigma, s.min_distance, cfg.stream(stream))
+                sets.append((what, rattled_set(system, n, sigma, s.min_distance, cfg.stream(stream))))
             except ValueError as exc:
                 key = "rattle" if what == "starting set" or s.test_rattle is None else "test_rattle"
                 raise UserError(f"{what}: {exc}; lower [system] {key} or min_distance") from None
+    return sets
 
 
 def check_directory(cfg: CampaignConfig, directory: Path) -> None:
@@ -115,6 +116,5 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
 def preflight(cfg: CampaignConfig, directory: Path) -> None:
     """All checks that need no computation (see the module docstring)."""
     system = check_structure(cfg)
-    check_sets(cfg, system)
-    check_elements(cfg, system)
+    check_labels_possible(cfg, check_sets(cfg, system))
     check_directory(cfg, directory)

@@ -58,7 +58,8 @@ def rattled_set(structures: xr.Dataset, n: int, sigma: float, min_dist: float, s
                 break
         else:
             raise ValueError(f"could not displace structure {k % structures.sizes['config']} by σ = {sigma} Å "
-                             f"without atoms closer than {min_dist} Å; lower [system] rattle or min_distance")
+                             f"without atoms closer than {min_dist} Å in {max_tries} draws (a smaller displacement or "
+                             "minimum distance would do)")
         pos.append(p)
         spc.append(z)
         cells.append(cell)

@@ -134,9 +134,9 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys):
     (tmp_path / "odd.xyz").write_text("2\n\nXq 0 0 0\nH 0 0 0.7\n")
     bad.write_text('[system]\nstructure = "odd.xyz"\n')
     assert "odd.xyz" in _error(capsys, ["run", str(bad)])  # unknown element symbol
-    (tmp_path / "og.xyz").write_text("2\n\nOg 0 0 0\nH 0 0 2.0\n")
+    (tmp_path / "og.xyz").write_text("3\n\nOg 0 0 0\nH 0 0 2.0\nH 0 0 -2.0\n")
     bad.write_text('[system]\nstructure = "og.xyz"\n')
-    assert "does not cover element Og" in _error(capsys, ["run", str(bad)])
+    assert "element Og (Z=118) is not covered" in _error(capsys, ["run", str(bad)])
     bad.write_text('[system]\nbuiltin = "unobtainium"\n')
     assert "unknown built-in system" in _error(capsys, ["run", str(bad)])
     assert "no such structure file" in _error(capsys, ["label", str(tmp_path / "missing.xyz")])

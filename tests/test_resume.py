@@ -58,7 +58,8 @@ def _run(cfg, directory, env, *extra, kill_at=None, tmp=None):
 
 
 def _labels(directory):
-    """labels.nc without what may differ: per-label wall times, and the worker count in the settings record."""
+    """labels.nc without what may differ: per-label wall times and cache hits (a resumed run reads what the killed
+    one computed), and the worker count in the settings record."""
     import json
 
     ds = xr.open_dataset(directory / "labels.nc").load()
@@ -67,7 +68,7 @@ def _labels(directory):
         for key in ("n_workers", "threads_per_worker"):
             settings.pop(key, None)
         ds.attrs["label_settings"] = json.dumps(settings, sort_keys=True)
-    return ds.drop_vars([v for v in ("wall_time",) if v in ds])
+    return ds.drop_vars([v for v in ("wall_time", "cache_hit") if v in ds])
 
 
 def _metrics(directory):
