@@ -442,7 +442,7 @@ def plot_seeded(combined: xr.Dataset, path: Path) -> Path:
     for ax, t in zip(axes[0], temps, strict=True):
         ax.set_title(f"T = {t:g}")
         ax.set_xlabel("NPT HMC sweep")
-        ax.set_ylabel("largest solid cluster (atoms)")
+        ax.set_ylabel("largest cluster of ordered units (atoms)")
         ax.legend(fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -457,7 +457,8 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
                            melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
                            cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400,
                            n_hold: int = 50, n_replicas: int = 1, n_steps: int = 10) -> dict:
-    """Insert crystal seeds into supercooled liquids and follow the largest solid cluster.
+    """Insert crystal seeds into supercooled liquids and follow the largest cluster of ordered a-CNA units
+    (fcc/hcp/bcc/ico/five-fold atoms with their shells, :mod:`hmc_core.seeding`; the q6 size beside it).
 
     Per temperature: one supercooled liquid and the bulk fcc density at (T, P) (the seeds' lattice);
     each (structure, size, replica) is a task. ``n_hold`` sweeps with the seed held let the liquid relax
@@ -505,7 +506,8 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     summary = {"settings": asdict(s), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
                "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "replica", "n_atoms",
                                                    "outcome", "seed_density", "liquid_density",
-                                                   "inserted_largest_cluster", "initial_largest_cluster",
+                                                   "cluster_criterion", "inserted_largest_cluster",
+                                                   "inserted_largest_cluster_q6", "initial_largest_cluster",
                                                    "settled_largest_cluster", "final_largest_cluster",
                                                    "max_largest_cluster",
                                                    "final_seed_solid_fraction", "initial_composition",
