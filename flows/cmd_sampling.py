@@ -12,6 +12,10 @@ from rich.table import Table
 
 from flows.app import UserError, app, console
 
+# Lowest known minima of LJ_N clusters (ε), for comparison only: Cambridge Cluster Database (Wales & Doye 1997)
+GLOBAL_MINIMA = {13: -44.326801, 38: -173.928427, 55: -279.248470}
+GLOBAL_MINIMA_SOURCE = "Cambridge Cluster Database, Wales & Doye 1997"
+
 
 @app.command()
 def temper(
@@ -68,17 +72,43 @@ def temper(
     t0 = time.perf_counter()
     result = ReplicaExchange(make_forcefield, cfg, ladder).run(start, sweeps, seed=seed, save_every=10)
     wall = time.perf_counter() - t0
+    verdict = result.verdict(min_round_trips=1, min_swap_rate=0.1)
+    trips = result.walker_round_trips
+    u_min = float(np.min(result.potential_energy))
     ds = result.to_dataset("lj", species)
     ds["heat_capacity"] = (("rung",), result.heat_capacity(n_atoms=n_atoms))
+    ds["heat_capacity"].attrs.update(units="k_B", long_name="C_V / k_B of the cluster from Var(U) (first 20 % "
+                                     "of sweeps discarded) + 3N/2 kinetic; meaningful only if equilibrated")
+    ds.attrs.update(
+        command="pesflow temper", units="reduced Lennard-Jones: energy ε, length σ, temperature ε/k_B, time τ",
+        n_atoms=n_atoms, seed=seed, ladder=np.asarray(ladder, float), ladder_units="ε/k_B",
+        ladder_kind="geometric" if rungs >= 2 else f"automatic for swap rate {target_swap}",
+        target_swap_rate=target_swap, sweeps=sweeps, n_steps=n_steps, integrator=integrator, dt=cfg.dt,
+        dt_units="τ (initial; adapted during warm-up)", warmup_trajectories=warmup, radius=radius,
+        radius_units="σ", confinement_stiffness=200.0, confinement_stiffness_units="ε/σ²",
+        lowest_potential_energy=u_min, lowest_potential_energy_units="ε",
+        equilibrated=int(verdict.equilibrated), verdict=verdict.text, verdict_criteria=verdict.criteria,
+        total_round_trips=int(trips.sum()), wall_time_s=round(wall, 2))
+    if n_atoms in GLOBAL_MINIMA:
+        ds.attrs.update(global_minimum_energy=GLOBAL_MINIMA[n_atoms], global_minimum_source=GLOBAL_MINIMA_SOURCE)
     write_netcdf(ds, out)
     table = Table(title=f"replica exchange → {out}")
-    for col in ("T*", "⟨U⟩", "C_V/k", "HMC acc.", "swap → next"):
-        table.add_column(col)
+    for col in ("T* (ε/k_B)", "⟨U⟩ (ε)", "C_V (k_B)", "HMC acc.", "swap rate → next", "round trips of walker from T*"):
+        table.add_column(col, justify="right")
     cv = ds["heat_capacity"].values
     for k, t in enumerate(ladder):
         swap = f"{result.swap_rates[k]:.2f}" if k < len(ladder) - 1 else ""
         table.add_row(f"{t:.4f}", f"{np.mean(result.potential_energy[:, k]):.3f}", f"{cv[k]:.1f}",
-                      f"{result.acceptance_rates[k]:.2f}", swap)
+                      f"{result.acceptance_rates[k]:.2f}", swap, f"{trips[k]:d}")
     Console().print(table)
-    console.print(f"round trips {len(result.round_trip_times)}, force evaluations {result.force_evaluations}, "
-                  f"wall time {wall:.1f} s")
+    console.print("round trips: per replica (walker that started on that rung), bottom → top → bottom; "
+                  f"{int(trips.sum())} in all, {int(np.count_nonzero(trips))} of {len(trips)} replicas made one")
+    reference = (f" (LJ{n_atoms} global minimum {GLOBAL_MINIMA[n_atoms]:.3f} ε, {GLOBAL_MINIMA_SOURCE})"
+                 if n_atoms in GLOBAL_MINIMA else "")
+    console.print(f"lowest sampled potential energy {u_min:.3f} ε{reference}; force evaluations "
+                  f"{result.force_evaluations}, wall time {wall:.1f} s")
+    if verdict.equilibrated:
+        console.print(f"[green]{verdict.text}[/]")
+    else:
+        console.print(f"[bold red]{verdict.text}[/]\n[red]the ⟨U⟩ and C_V columns are not equilibrium values: run "
+                      "more --sweeps, or use more rungs (--rungs, --target-swap) or a narrower T range[/]")

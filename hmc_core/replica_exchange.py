@@ -136,6 +136,69 @@ class ExchangeStatistics:
         return self.accepted.mean(axis=0)
 
 
+def walker_round_trips(walker_at: np.ndarray, start=None) -> np.ndarray:
+    """Completed round trips lowest rung → highest rung → lowest rung of every walker (replica).
+
+    walker_at: (n_sweeps, K) int, the walker on each rung after each sweep; ``start``: (K,) walkers before
+    the first sweep (default: walker k on rung k). Returns (K,) int counts, indexed by walker (= its
+    starting rung). A walker that starts at the top counts its first trip once it reaches the bottom and the
+    top again from there, so a trip is always bottom → top → bottom (the definition of
+    ``ReplicaExchangeResult.round_trip_times``).
+    """
+    w = np.asarray(walker_at, dtype=np.int64)
+    if w.ndim != 2 or w.shape[1] < 2:
+        raise ValueError(f"walker_at must be (n_sweeps, K ≥ 2), got shape {w.shape}")
+    k = w.shape[1]
+    start = np.arange(k) if start is None else np.asarray(start, np.int64)
+    w = np.vstack([start[None], w])
+    counts = np.zeros(k, np.int64)
+    for walker in range(k):
+        ends = []  # 0 at the bottom, 1 at the top, consecutive repeats dropped
+        for end in np.where(w[:, 0] == walker, 0, np.where(w[:, -1] == walker, 1, -1)):
+            if end >= 0 and (not ends or ends[-1] != end):
+                ends.append(int(end))
+        if ends and ends[0] == 1:
+            ends = ends[1:]
+        counts[walker] = max(len(ends) - 1, 0) // 2
+    return counts
+
+
+@dataclass(frozen=True)
+class EquilibrationVerdict:
+    """Whether a replica-exchange run mixed across its ladder, by two criteria stated in ``criteria``:
+    every walker made at least ``min_round_trips`` round trips (bottom → top → bottom) and every neighbour
+    pair accepted at least ``min_swap_rate`` of its swap attempts."""
+
+    equilibrated: bool
+    criteria: str
+    failures: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        if self.equilibrated:
+            return f"equilibrated by the criteria ({self.criteria})"
+        return f"NOT EQUILIBRATED ({self.criteria}): " + "; ".join(self.failures)
+
+
+def equilibration_verdict(round_trips, swap_rates, min_round_trips: int = 1,
+                          min_swap_rate: float = 0.1) -> EquilibrationVerdict:
+    """Verdict from per-walker round trips (K,) and per-pair swap rates (K−1,) (see EquilibrationVerdict)."""
+    trips = np.asarray(round_trips, np.int64)
+    rates = np.asarray(swap_rates, np.float64)
+    criteria = f"≥ {min_round_trips} round trip per replica and every pair's swap rate ≥ {min_swap_rate:g}"
+    failures = []
+    short = np.flatnonzero(trips < min_round_trips)
+    if short.size:
+        failures.append(f"{short.size} of {trips.size} replicas made fewer than {min_round_trips} round trip "
+                        f"(total {int(trips.sum())} round trips)")
+    low = np.flatnonzero(~(rates >= min_swap_rate))
+    if low.size:
+        worst = int(low[np.argmin(rates[low])])
+        failures.append(f"{low.size} of {rates.size} pairs swap less often than {min_swap_rate:g} "
+                        f"(lowest {rates[worst]:.2f}, pair {worst}–{worst + 1})")
+    return EquilibrationVerdict(not failures, criteria, tuple(failures))
+
+
 @dataclass
 class ReplicaExchangeResult(ExchangeStatistics):
     """Per (sweep, rung) energies and walker labels, saved frames per rung, swap and round-trip statistics."""
@@ -151,6 +214,15 @@ class ReplicaExchangeResult(ExchangeStatistics):
     round_trip_times: np.ndarray  # sweeps per completed round trip
     force_evaluations: int
     state: ReplicaExchangeState = field(repr=False)
+
+    @property
+    def walker_round_trips(self) -> np.ndarray:
+        """(K,) completed round trips of each walker, indexed by its starting rung (:func:`walker_round_trips`)."""
+        return walker_round_trips(self.walker_at)
+
+    def verdict(self, min_round_trips: int = 1, min_swap_rate: float = 0.1) -> EquilibrationVerdict:
+        """:func:`equilibration_verdict` of this run."""
+        return equilibration_verdict(self.walker_round_trips, self.swap_rates, min_round_trips, min_swap_rate)
 
     def heat_capacity(self, kB: float = 1.0, n_atoms: int | None = None, discard: float = 0.2) -> np.ndarray:
         """C_V / k_B per rung from the energy fluctuations, Var(U) / (k_B T)², plus 3N/2 if ``n_atoms`` given."""
@@ -173,15 +245,30 @@ class ReplicaExchangeResult(ExchangeStatistics):
                 "positions": (("frame", "rung", "atom", "xyz"), self.frames),
                 "frame_sweep": (("frame",), self.frame_sweep),
                 "round_trip_sweeps": (("round_trip",), self.round_trip_times),
+                "walker_round_trips": (("walker",), self.walker_round_trips),
             },
             coords={"xyz": ["x", "y", "z"]},
             attrs={"schema": "pesflow.replica_exchange/1", "force_evaluations": int(self.force_evaluations)},
         )
         if species is not None:
             ds["species"] = (("atom",), np.asarray(species, np.int32))
-        for name, unit in (("potential_energy", u.energy), ("temperature", u.temperature),
-                           ("positions", u.length)):
-            ds[name].attrs["units"] = unit
+        descriptions = {
+            "potential_energy": (u.energy, "potential energy of the configuration on each rung after each sweep"),
+            "walker": ("1", "index of the walker (its starting rung) on each rung"),
+            "accepted": ("1", "1 if the rung's last HMC trajectory was accepted"),
+            "temperature": (u.temperature, "rung temperatures (the ladder)"),
+            "acceptance_rate": ("1", "HMC acceptance rate per rung"),
+            "swap_attempts": ("count", "swap attempts between rungs k and k+1"),
+            "swap_rate": ("1", "accepted fraction of swap attempts between rungs k and k+1"),
+            "positions": (u.length, "saved configurations per rung"),
+            "frame_sweep": ("count", "sweep index of each saved frame"),
+            "round_trip_sweeps": ("count", "sweeps taken by each completed round trip (bottom → top → bottom)"),
+            "walker_round_trips": ("count", "completed round trips bottom → top → bottom of each walker"),
+            "species": ("1", "atomic number (1 = the single LJ species)"),
+        }
+        for name, (unit, text) in descriptions.items():
+            if name in ds:
+                ds[name].attrs.update(units=unit, long_name=text)
         return ds
 
 
