@@ -16,9 +16,10 @@ it must answer within ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` or th
 * Each server is recorded in ``<prefect home>/pesflow-servers/<pid>.json`` (pid, port, parent pid and both
   start times, which guard against reused pids). On every start, records of dead servers are removed and a
   server whose parent is gone (a platform without a parent-death signal) is killed.
-* :func:`serve_ui` runs the UI server hardened with what Prefect offers: CSRF protection on, CORS limited to
-  the UI's own origin; ``PREFECT_SERVER_API_AUTH_STRING`` (``user:password``, basic auth), if set, passes
-  through. ``kill -TERM`` / ``kill -HUP`` / Ctrl-C of ``pesflow ui`` stop its server.
+* Every server is hardened with what Prefect offers (:func:`hardening`): CSRF protection on, CORS limited to
+  the server's own origin; ``PREFECT_SERVER_API_AUTH_STRING`` (``user:password``, basic auth), if set, passes
+  through. :func:`serve_ui` runs the ``pesflow ui`` server (with the UI; a command's own server has none);
+  ``kill -TERM`` / ``kill -HUP`` / Ctrl-C of ``pesflow ui`` stop its server.
 """
 
 from __future__ import annotations
@@ -221,7 +222,7 @@ def start_server(home: Path, *, port: int | None = None, ui: bool = False, env: 
         chosen = port or free_port()
         server_env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "PREFECT_HOME")}
         server_env.update({"PREFECT_HOME": str(home), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-                           "PREFECT_SERVER_UI_ENABLED": str(ui).lower(), **(env or {})})
+                           "PREFECT_SERVER_UI_ENABLED": str(ui).lower(), **hardening(chosen), **(env or {})})
         log_path = _records_dir(home) / f"starting-{os.getpid()}-{chosen}.log"
         with open(log_path, "wb") as log:
             proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
@@ -269,15 +270,16 @@ def _tail(text: str, n: int = 600) -> str:
 
 
 @contextlib.contextmanager
-def _api_url(url: str) -> Iterator[None]:
+def _api_url(url: str, has_ui: bool = True) -> Iterator[None]:
     """Point this process (Prefect settings) and its children (environment) at ``url`` for the block; at its
-    end, send what Prefect still queues (logs, events) there."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
+    end, send what Prefect still queues (logs, events) there. ``has_ui`` False: no "View at <UI link>" lines
+    (they would point at a server without UI that stops with the command)."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL, temporary_settings
 
     old = os.environ.get("PREFECT_API_URL")
     os.environ["PREFECT_API_URL"] = url
     try:
-        with temporary_settings({PREFECT_API_URL: url}):
+        with temporary_settings({PREFECT_API_URL: url, **({} if has_ui else {PREFECT_UI_URL: ""})}):
             try:
                 yield
             finally:
@@ -324,7 +326,7 @@ def flow_server(announce: bool = True) -> Iterator[str]:
         if announce:
             console.print(f"[dim]Prefect: own server at {server.record.api_url} (PREFECT_HOME {home}, started in "
                           f"{time.perf_counter() - t0:.1f} s; stops with this command)[/]")
-        with _api_url(server.record.api_url):
+        with _api_url(server.record.api_url, has_ui=False):
             yield server.record.api_url
     finally:
         server.stop()
@@ -349,8 +351,9 @@ def _drain_prefect_workers(timeout_s: float = 10.0) -> None:
 
 
 # -- pesflow ui -------------------------------------------------------------------------------------------------
-def ui_settings(port: int) -> dict[str, str]:
-    """Server settings of ``pesflow ui``: the UI's API URL, CSRF protection on, CORS limited to the UI's origin."""
+def hardening(port: int) -> dict[str, str]:
+    """Settings of every pesflow server: CSRF protection on, CORS limited to the server's own origin
+    ``http://127.0.0.1:PORT`` (Prefect's defaults: off and ``*``); the UI's API URL on that origin."""
     origin = f"http://127.0.0.1:{port}"
     return {"PREFECT_UI_API_URL": f"{origin}/api", "PREFECT_SERVER_CSRF_PROTECTION_ENABLED": "true",
             "PREFECT_SERVER_CORS_ALLOWED_ORIGINS": origin}
@@ -383,7 +386,7 @@ def serve_ui(port: int, home: Path | None = None) -> int:
     server = None
     try:
         console.print(f"starting the Prefect server (PREFECT_HOME {home}) …")
-        server = start_server(home, port=port, ui=True, env=ui_settings(port))
+        server = start_server(home, port=port, ui=True)
         auth = " (basic auth: PREFECT_SERVER_API_AUTH_STRING)" if os.environ.get("PREFECT_SERVER_API_AUTH_STRING") \
             else ""
         console.print(f"Prefect UI: http://127.0.0.1:{port}{auth}; pesflow commands with the same PESFLOW_HOME "

@@ -5,6 +5,7 @@ errors; every command gets the environment defaults; the phase flows name their 
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import signal
@@ -71,6 +72,8 @@ def test_kill9_of_a_flow_command_takes_its_server_down(tmp_path, client_home):
         try:
             record = _healthy_record(home, proc, log_path)
             assert (record.kind, record.parent) == ("flow", proc.pid)
+            status, _, body = _request(f"{record.api_url}/flows/filter", "POST", body={})
+            assert status == 403 and b"CSRF" in body  # a command's own server is hardened too
             os.kill(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
             wait_for(lambda: _gone(record.pid) and _port_closed(record.port), 10,
@@ -244,19 +247,24 @@ def test_flow_server_uses_the_users_server_as_is(tmp_path, monkeypatch):
         stop(server)
 
 
-@pytest.mark.parametrize(("name", "kwargs", "expected"), [
+@pytest.mark.parametrize(("name", "values", "expected"), [
     ("melting_curve", {"element": "Ar", "pressure": 1.0, "n_cells": 4}, "melt-Ar-P1-4cells-rng0"),
     ("coexistence", {"element": "LJ", "pressure": 0.5, "seed": 3}, "coexist-LJ-P0.5-rng3"),
     ("seeded_crystallisation", {"element": "Kr", "pressure": 250.0, "n_cells": 6}, "seed-Kr-P250-6cells-rng0"),
 ])
-def test_phase_flow_runs_are_named(name, kwargs, expected):
-    """The run name Prefect shows: the flow's template filled with the call's parameters (defaults included)."""
+def test_phase_flow_runs_are_named(name, values, expected):
+    """The run name Prefect shows: the flow's template filled with the call's parameters (defaults included),
+    whether the flow takes the values as parameters or one validated ``settings`` model."""
+    import typing
+
     from prefect.utilities.callables import get_call_parameters
 
     import flows.phase
 
     f = getattr(flows.phase, name)
-    assert f.flow_run_name.format(**get_call_parameters(f.fn, (), kwargs)) == expected
+    if "settings" in inspect.signature(f.fn).parameters:
+        values = {"settings": typing.get_type_hints(f.fn)["settings"](**values)}
+    assert f.flow_run_name.format(**get_call_parameters(f.fn, (), values)) == expected
 
 
 WORKERS = """
