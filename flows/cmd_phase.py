@@ -15,21 +15,57 @@ import typer
 
 from flows.app import UserError, app, console
 
-
-def _pressure_in_bar(element: str, pressure: float, unit: str) -> float:
-    if element == "LJ":
-        if unit not in ("P*", "bar"):
-            raise UserError(f"--pressure-unit {unit} does not apply to reduced LJ units; give P* (the default)")
-        return pressure
-    factors = {"bar": 1.0, "GPa": 1.0e4}
-    if unit not in factors:
-        raise UserError(f"unknown --pressure-unit {unit!r}; choose bar or GPa")
-    return pressure * factors[unit]
+#: settings field → command-line option, where the two names differ
+OPTION_NAMES = {"n_chains": "chains", "vacancy_fraction": "vacancies", "interstitial_fraction": "interstitials",
+                "n_warmup": "warmup", "cutoff_sigma": "cutoff", "n_workers": "workers", "analyse_every": "every",
+                "n_melt": "melt-sweeps", "n_hold": "hold", "n_steps": "steps", "structures": "structure",
+                "seed_sizes": "size", "n_quench": "quench", "n_replicas": "replicas", "temperatures": "t-min/--t-max",
+                "n_cells": "n-cells / --cells"}
 
 
-def _check_pressure(pressure: float) -> None:
-    if pressure < 0:
-        raise UserError(f"--pressure {pressure} is negative; melting and crystallisation studies need P ≥ 0")
+def _settings(model, **values):
+    """The study's settings model, validated once; pydantic's errors become one line naming the option."""
+    from pydantic import ValidationError
+
+    from hmc_core.units import pressure_in_bar
+
+    unit = values.pop("pressure_unit")
+    try:
+        values["pressure"] = pressure_in_bar(values["pressure"], unit, reduced=values.get("element") == "LJ")
+    except ValueError as exc:
+        raise UserError(f"--pressure-unit: {exc}") from None
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        parts = []
+        for e in exc.errors():
+            field = "_".join(str(p) for p in e["loc"] if not isinstance(p, int))
+            key = OPTION_NAMES.get(field, field.replace("_", "-"))
+            msg = e["msg"].removeprefix("Value error, ")
+            parts.append(f"--{key} = {e.get('input')!r}: {msg}" if key else msg)
+        raise UserError("; ".join(parts)) from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _run_directory(out: Path, overwrite: bool) -> None:
+    """Refuse a run directory that already holds results (their files would be mixed with the new run's and
+    the new summary would not describe them) unless ``--overwrite``; refuse one that cannot be created."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not overwrite:
+            raise UserError(f"--out {out} is not empty (results of an earlier run?); choose another --out, or add "
+                            "--overwrite to replace its contents")
+        import shutil
+
+        for child in out.iterdir():
+            shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+    probe = out
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"--out {out}: {probe} is a file, so the directory cannot be created")
 
 
 @app.command()
@@ -50,26 +86,27 @@ def melt(
     workers: int = typer.Option(2, help="ladders run in parallel"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/melting"), help="run directory"),
+    overwrite: bool = typer.Option(False, help="replace the contents of a non-empty --out"),
 ):
     """Heat an fcc crystal and cool a liquid at fixed pressure: curves, hysteresis, melting bracket."""
-    from flows.phase import MeltingCurveSettings, melting_curve
-    from flows.server import flow_server
     from hmc_core.phase_system import scan_temperatures
+    from tasks.phase_settings import MeltingCurveSettings
 
-    _check_pressure(pressure)
-    p = _pressure_in_bar(element, pressure, pressure_unit)
     try:
         temps = tuple(scan_temperatures(t_min, t_max, n_temperatures))
-        MeltingCurveSettings(element, p, temps, n_cells, chains, vacancies, interstitials, n_samples, warmup, 20,
-                             cutoff, seed, workers)
     except ValueError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(str(exc)) from None
+    settings = _settings(MeltingCurveSettings, element=element, pressure=pressure, pressure_unit=pressure_unit,
+                         temperatures=temps, n_cells=n_cells, n_chains=chains, vacancy_fraction=vacancies,
+                         interstitial_fraction=interstitials, n_samples=n_samples, n_warmup=warmup,
+                         cutoff_sigma=cutoff, seed=seed, n_workers=workers)
+    _run_directory(out, overwrite)
+    from flows.phase import melting_curve
+    from flows.server import flow_server
+
     console.print(f"melting curve of {element}: {len(temps)} temperatures, {4 * n_cells**3} atoms → {out}")
     with flow_server():
-        summary = melting_curve(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                                n_cells=n_cells, n_chains=chains, vacancy_fraction=vacancies,
-                                interstitial_fraction=interstitials, n_samples=n_samples, n_warmup=warmup,
-                                cutoff_sigma=cutoff, seed=seed, n_workers=workers)
+        summary = melting_curve(settings, run_dir=str(out))
     lo, hi = summary["bracket"]
     console.print(f"melting bracket: T₋ = {lo}, T₊ = {hi}; hysteresis estimate {summary['T_hysteresis']}; "
                   f"published LJ melting line {summary['reference_T_m']}")
@@ -95,29 +132,30 @@ def coexist(
     workers: int = typer.Option(2, help="temperatures run in parallel"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/coexistence"), help="run directory"),
+    overwrite: bool = typer.Option(False, help="replace the contents of a non-empty --out"),
 ):
     """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it."""
-    from flows.phase import CoexistenceSettings, coexistence
-    from flows.server import flow_server
     from hmc_core.phase_system import scan_temperatures
+    from tasks.phase_settings import CoexistenceSettings
 
-    _check_pressure(pressure)
-    p = _pressure_in_bar(element, pressure, pressure_unit)
     try:
-        temps = tuple(scan_temperatures(t_min, t_max, n_temperatures))
         if t_min <= 0:
             raise ValueError(f"--t-min {t_min} must be a positive temperature")
-        CoexistenceSettings(element, p, temps, tuple(cells), n_samples, every, melt_sweeps, hold, 60, steps,
-                            threshold, cutoff, seed, workers)
+        temps = tuple(scan_temperatures(t_min, t_max, n_temperatures))
     except ValueError as exc:
-        raise UserError(str(exc)) from exc
+        raise UserError(str(exc)) from None
+    settings = _settings(CoexistenceSettings, element=element, pressure=pressure, pressure_unit=pressure_unit,
+                         temperatures=temps, n_cells=tuple(cells), n_samples=n_samples, analyse_every=every,
+                         n_melt=melt_sweeps, n_hold=hold, n_steps=steps, threshold=threshold, cutoff_sigma=cutoff,
+                         seed=seed, n_workers=workers)
+    _run_directory(out, overwrite)
+    from flows.phase import coexistence
+    from flows.server import flow_server
+
     console.print(f"coexistence runs of {element}: {len(temps)} temperatures, {4 * cells[0] * cells[1] * cells[2]} "
                   f"atoms each, {n_samples} sweeps → {out}")
     with flow_server():
-        summary = coexistence(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                              n_cells=tuple(cells), n_samples=n_samples, analyse_every=every, n_melt=melt_sweeps,
-                              n_hold=hold, n_steps=steps, threshold=threshold, cutoff_sigma=cutoff, seed=seed,
-                              n_workers=workers)
+        summary = coexistence(settings, run_dir=str(out))
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g}: {r['outcome']} (solid fraction {r['initial_solid_fraction']:.3f} → "
                       f"{r['final_solid_fraction']:.3f}, Δφ = {r['delta_solid_fraction']:+.3f}, "
@@ -132,9 +170,12 @@ def seed(
     element: str = typer.Option("LJ", help="LJ (reduced units) or Ne, Ar, Kr, Xe (K, bar)"),
     pressure: float = typer.Option(1.0, help="pressure (P*, or bar / GPa for rare gases)"),
     pressure_unit: str = typer.Option("bar", help="bar or GPa (rare gases only)"),
-    temperature: list[float] = typer.Option(None, "--temperature", "-T", help="supercooled temperature(s)"),
-    structure: list[str] = typer.Option(None, "--structure", "-s", help="fcc, hcp, bcc or ico (repeatable)"),
-    size: list[int] = typer.Option(None, "--size", "-n", help="seed size in atoms (repeatable)"),
+    temperature: list[float] = typer.Option(None, "--temperature", "-T", show_default="0.6 (LJ) or 70 K",
+                                            help="supercooled temperature(s), repeatable"),
+    structure: list[str] = typer.Option(None, "--structure", "-s", show_default="fcc",
+                                        help="fcc, hcp, bcc or ico (repeatable)"),
+    size: list[int] = typer.Option(None, "--size", "-n", show_default="13 43 79",
+                                   help="seed size in atoms (repeatable)"),
     n_cells: int = typer.Option(6, help="fcc cells per edge of the liquid's starting crystal (4·n³ atoms)"),
     n_samples: int = typer.Option(200, help="NPT sweeps after inserting the seed"),
     every: int = typer.Option(5, help="analyse the cluster every k sweeps"),
@@ -146,38 +187,27 @@ def seed(
     workers: int = typer.Option(2, help="runs in parallel"),
     random_seed: int = typer.Option(0, "--random-seed"),
     out: Path = typer.Option(Path("runs/seeded"), help="run directory"),
+    overwrite: bool = typer.Option(False, help="replace the contents of a non-empty --out"),
 ):
     """Insert crystal seeds into a supercooled liquid and follow the largest solid cluster.
 
     Seeds take the bulk crystal's lattice at (T, P); the liquid first relaxes around the held seed."""
-    from flows.phase import SeededSettings, seeded_crystallisation
-    from flows.server import flow_server
-    from hmc_core.phase_system import PhaseSystem
-    from hmc_core.structures import crystal_seed, insert_seed, lattice
+    from tasks.phase_settings import SeededSettings
 
-    _check_pressure(pressure)
-    p = _pressure_in_bar(element, pressure, pressure_unit)
     temps = tuple(temperature or ((0.6,) if element == "LJ" else (70.0,)))
-    try:
-        settings = SeededSettings(element, p, temps, tuple(structure or ("fcc",)), tuple(size or (13, 43, 79)),
-                                  n_cells, None, n_samples, every, n_quench=quench, cutoff_sigma=cutoff,
-                                  seed=random_seed, n_workers=workers, n_hold=hold, n_replicas=replicas,
-                                  n_steps=steps)
-        system = PhaseSystem(element, cutoff)
-        # the liquid is ~15 % less dense than the starting crystal: check the largest seed fits it
-        pos, cell = lattice("fcc", n_cells, 0.85 / system.sigma**3)
-        for st in settings.structures:
-            insert_seed(pos, cell, crystal_seed(st, max(settings.seed_sizes), 0.96 / system.sigma**3))
-    except ValueError as exc:
-        raise UserError(str(exc)) from exc
+    settings = _settings(SeededSettings, element=element, pressure=pressure, pressure_unit=pressure_unit,
+                         temperatures=temps, structures=tuple(structure or ("fcc",)),
+                         seed_sizes=tuple(size or (13, 43, 79)), n_cells=n_cells, n_samples=n_samples,
+                         analyse_every=every, n_quench=quench, cutoff_sigma=cutoff, seed=random_seed,
+                         n_workers=workers, n_hold=hold, n_replicas=replicas, n_steps=steps)
+    _run_directory(out, overwrite)
+    from flows.phase import seeded_crystallisation
+    from flows.server import flow_server
+
     console.print(f"seeded crystallisation of {element}: {len(settings.structures)} structure(s) × "
                   f"{len(settings.seed_sizes)} size(s) × {len(temps)} T → {out}")
     with flow_server():
-        summary = seeded_crystallisation(run_dir=str(out), element=element, pressure=p, temperatures=list(temps),
-                                         structures=list(settings.structures), seed_sizes=list(settings.seed_sizes),
-                                         n_cells=n_cells, n_samples=n_samples, analyse_every=every,
-                                         cutoff_sigma=cutoff, seed=random_seed, n_workers=workers, n_quench=quench,
-                                         n_hold=hold, n_replicas=replicas, n_steps=steps)
+        summary = seeded_crystallisation(settings, run_dir=str(out))
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g} {r['structure']} seed of {r['n_seed']} (r{r['replica']}): "
                       f"{r['outcome']} "

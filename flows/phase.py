@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +38,6 @@ from hmc_core.configurations import write_netcdf
 from hmc_core.ladders import melting_bracket
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
 from hmc_core.phase_system import PhaseSystem
-from hmc_core.structures import SEED_STRUCTURES, lattice, min_box_height
 from tasks.phase import (
     coexistence_task,
     crystal_task,
@@ -47,37 +45,7 @@ from tasks.phase import (
     seeded_run_task,
     supercooled_liquid_task,
 )
-
-
-@dataclass(frozen=True)
-class MeltingCurveSettings:
-    """Validated inputs of :func:`melting_curve` (temperatures in K or T*, pressure in bar or P*)."""
-
-    element: str = "LJ"
-    pressure: float = 1.0
-    temperatures: tuple[float, ...] = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
-    n_cells: int = 4
-    n_chains: int = 1
-    vacancy_fraction: float = 0.02
-    interstitial_fraction: float = 0.0
-    n_samples: int = 200
-    n_warmup: int = 50
-    analyse_every: int = 20
-    cutoff_sigma: float = 3.0
-    seed: int = 0
-    n_workers: int = 2
-
-    def __post_init__(self):
-        PhaseSystem(self.element, self.cutoff_sigma)  # raises on an unknown element
-        if len(self.temperatures) < 2 or min(self.temperatures) <= 0:
-            raise ValueError(f"give at least two positive temperatures, got {list(self.temperatures)}")
-        if self.pressure < 0:
-            raise ValueError(f"pressure = {self.pressure} is negative; melting curves need P ≥ 0")
-        for name in ("n_cells", "n_chains", "n_samples", "analyse_every", "n_workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if self.n_cells < 3:
-            raise ValueError(f"n_cells = {self.n_cells} gives a box smaller than twice the cutoff; use ≥ 3")
+from tasks.phase_settings import CoexistenceSettings, MeltingCurveSettings, SeededSettings
 
 
 def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float:
@@ -141,20 +109,15 @@ def plot_melting_curve(curves: xr.Dataset, summary: dict, path: Path) -> Path:
     return path
 
 
-@flow(name="melting-curve", flow_run_name="melt-{element}-P{pressure:g}-{n_cells}cells-rng{seed}",
-      persist_result=False, log_prints=False)
-def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: float = 1.0,
-                  temperatures: list[float] | None = None, n_cells: int = 4, n_chains: int = 1,
-                  vacancy_fraction: float = 0.02, interstitial_fraction: float = 0.0, n_samples: int = 200,
-                  n_warmup: int = 50, analyse_every: int = 20, cutoff_sigma: float = 3.0, seed: int = 0,
-                  n_workers: int = 2) -> dict:
+@flow(name="melting-curve", flow_run_name="melt-{settings.element}-P{settings.pressure:g}-{settings.n_cells}cells-"
+                                         "rng{settings.seed}", persist_result=False, log_prints=False)
+def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting") -> dict:
     """Heating and cooling curves at fixed pressure with their hysteresis and the melting bracket.
 
+    settings: the validated study (:class:`tasks.phase_settings.MeltingCurveSettings`, built once by the CLI).
     Returns the summary dict (also in ``run_dir/summary.json``).
     """
-    s = MeltingCurveSettings(element, pressure, tuple(temperatures or MeltingCurveSettings.temperatures), n_cells,
-                             n_chains, vacancy_fraction, interstitial_fraction, n_samples, n_warmup, analyse_every,
-                             cutoff_sigma, seed, n_workers)
+    s = settings
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "ladders").mkdir(parents=True, exist_ok=True)
@@ -171,7 +134,7 @@ def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: 
                   n_samples=s.n_samples, n_warmup=s.n_warmup, analyse_every=s.analyse_every)
     log.info("%d ladders × %d temperatures, %d atoms", len(jobs), len(s.temperatures), 4 * s.n_cells**3)
     with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
-        futures = [runner.submit(ladder_task, {**common, **job, "seed": s.seed + 1000 * k})
+        futures = [runner.submit(ladder_task, {**common, **job, "seed": s.run_seed(s.stream(k))})
                    for k, job in enumerate(jobs)]
         ladders = [f.result() for f in futures]
     for ds in ladders:
@@ -186,7 +149,7 @@ def melting_curve(run_dir: str = "runs/melting", element: str = "LJ", pressure: 
     defective = melting_bracket([ds for ds in heating if ds.attrs["vacancy_fraction"] > 0
                                  or ds.attrs["interstitial_fraction"] > 0], cooling)
     summary = {
-        "settings": asdict(s), "n_atoms_perfect": 4 * s.n_cells**3,
+        "settings": s.model_dump(), "n_atoms_perfect": 4 * s.n_cells**3,
         "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
         "T_plus": bracket["T_plus"], "T_minus": bracket["T_minus"],
         "T_hysteresis": bracket["T_hysteresis"],
@@ -217,46 +180,6 @@ def _melting_markdown(summary: dict, out: Path) -> str:
             f"| T₊ perfect / defective | {_fmt(summary['T_plus_perfect'])} / {_fmt(summary['T_plus_defective'])} |\n"
             f"| hysteresis estimate | {_fmt(summary['T_hysteresis'])} |\n"
             f"| published melting line | {_fmt(summary['reference_T_m'])} |\n\nResults in `{out}`.")
-
-
-@dataclass(frozen=True)
-class CoexistenceSettings:
-    """Validated inputs of :func:`coexistence` (temperatures in K or T*, pressure in bar or P*)."""
-
-    element: str = "LJ"
-    pressure: float = 1.0
-    temperatures: tuple[float, ...] = (0.66, 0.70, 0.74, 0.78, 0.82, 0.86)
-    n_cells: tuple[int, int, int] = (6, 6, 12)
-    n_samples: int = 1500
-    analyse_every: int = 25
-    n_melt: int = 150
-    n_hold: int = 30
-    n_bulk: int = 60
-    n_steps: int = 20
-    threshold: float = 0.03
-    cutoff_sigma: float = 3.0
-    seed: int = 0
-    n_workers: int = 2
-
-    def __post_init__(self):
-        system = PhaseSystem(self.element, self.cutoff_sigma)
-        if not self.temperatures or min(self.temperatures) <= 0:
-            raise ValueError(f"temperatures must be positive, got {list(self.temperatures)}")
-        if self.pressure < 0:
-            raise ValueError(f"pressure = {self.pressure} is negative; coexistence runs need P ≥ 0")
-        if len(self.n_cells) != 3 or min(self.n_cells) < 1 or self.n_cells[2] % 2:
-            raise ValueError(f"n_cells = {self.n_cells}: give three positive cell counts with an even last one "
-                             "(half crystal, half liquid along z)")
-        for name in ("n_samples", "analyse_every", "n_steps", "n_workers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
-        if not 0 < self.threshold < 0.5:
-            raise ValueError(f"threshold = {self.threshold} must be in (0, 0.5) (a change of solid fraction)")
-        # the thinnest side at the densest fcc the runs can reach (ρσ³ ≈ 1.1) must exceed twice the cutoff
-        width = min_box_height(lattice("fcc", self.n_cells, 1.1 / system.sigma**3)[1])
-        if width <= 2 * self.cutoff_sigma * system.sigma:
-            raise ValueError(f"n_cells = {self.n_cells} gives a box {width / system.sigma:.2f}σ across, not more "
-                             f"than twice the cutoff {self.cutoff_sigma}σ; use more cells (e.g. 6 6 12 at r_c = 3σ)")
 
 
 def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
@@ -310,20 +233,15 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
     return out
 
 
-@flow(name="coexistence", flow_run_name="coexist-{element}-P{pressure:g}-rng{seed}",
+@flow(name="coexistence", flow_run_name="coexist-{settings.element}-P{settings.pressure:g}-rng{settings.seed}",
       persist_result=False, log_prints=False)
-def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure: float = 1.0,
-                temperatures: list[float] | None = None, n_cells: tuple[int, int, int] = (6, 6, 12),
-                n_samples: int = 1500, analyse_every: int = 25, n_melt: int = 150, n_hold: int = 30,
-                n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, cutoff_sigma: float = 3.0,
-                seed: int = 0, n_workers: int = 2) -> dict:
+def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence") -> dict:
     """Melting-temperature bracket from two-phase (solid | liquid) NPT HMC runs at fixed pressure.
 
+    settings: the validated study (:class:`tasks.phase_settings.CoexistenceSettings`, built once by the CLI).
     Each temperature is one task (parallel threads). Returns the summary (also ``run_dir/summary.json``).
     """
-    s = CoexistenceSettings(element, pressure, tuple(temperatures or CoexistenceSettings.temperatures),
-                            tuple(int(c) for c in n_cells), n_samples, analyse_every, n_melt, n_hold, n_bulk,
-                            n_steps, threshold, cutoff_sigma, seed, n_workers)
+    s = settings
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -334,7 +252,7 @@ def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure
         futures = [runner.submit(coexistence_task, dict(
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
             analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
-            threshold=s.threshold, seed=s.seed + 101 * k)) for k, t in enumerate(s.temperatures)]
+            threshold=s.threshold, seed=s.run_seed(s.stream(k)))) for k, t in enumerate(s.temperatures)]
         runs = [f.result() for f in futures]
     for ds in runs:
         write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
@@ -342,7 +260,7 @@ def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure
     write_netcdf(combined, out / "coexistence.nc")
     bracket = coexistence_bracket(runs)
     summary = {
-        "settings": asdict(s), "n_atoms": runs[0].attrs["n_atoms"],
+        "settings": s.model_dump(), "n_atoms": runs[0].attrs["n_atoms"],
         "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
         "T_grew": bracket["T_grew"], "T_melted": bracket["T_melted"], "T_mid": bracket["T_mid"],
         "consistent": bracket["consistent"],
@@ -364,45 +282,6 @@ def coexistence(run_dir: str = "runs/coexistence", element: str = "LJ", pressure
         "| T | outcome | Δ solid fraction | ΔU per atom |\n|---|---|---|---|\n" + rows))
     log.info("melting bracket %s (published %s)", summary["bracket"], summary["reference_T_m"])
     return summary
-
-
-@dataclass(frozen=True)
-class SeededSettings:
-    """Validated inputs of :func:`seeded_crystallisation`."""
-
-    element: str = "LJ"
-    pressure: float = 1.0
-    temperatures: tuple[float, ...] = (0.6,)
-    structures: tuple[str, ...] = ("fcc",)
-    seed_sizes: tuple[int, ...] = (13, 43, 79)
-    n_cells: int = 6
-    melt_temperature: float | None = None
-    n_samples: int = 200
-    analyse_every: int = 5
-    n_quench: int = 400
-    cutoff_sigma: float = 3.0
-    seed: int = 0
-    n_workers: int = 2
-    n_hold: int = 50
-    n_replicas: int = 1
-    n_steps: int = 10
-
-    def __post_init__(self):
-        PhaseSystem(self.element, self.cutoff_sigma)
-        if self.n_hold < 0 or self.n_replicas < 1 or self.n_steps < 1:
-            raise ValueError(f"n_hold must be ≥ 0, n_replicas and n_steps ≥ 1, got {self.n_hold}, {self.n_replicas} "
-                             f"and {self.n_steps}")
-        unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
-        if unknown:
-            raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
-        if not self.temperatures or min(self.temperatures) <= 0:
-            raise ValueError(f"give positive temperatures, got {list(self.temperatures)}")
-        if not self.seed_sizes or min(self.seed_sizes) < 1:
-            raise ValueError(f"seed sizes must be ≥ 1 atom, got {list(self.seed_sizes)}")
-        if self.pressure < 0:
-            raise ValueError(f"pressure = {self.pressure} is negative; seeded runs need P ≥ 0")
-        if self.n_samples < 1 or self.analyse_every < 1 or self.n_cells < 3 or self.n_quench < 1:
-            raise ValueError("n_samples, analyse_every and n_quench must be ≥ 1 and n_cells ≥ 3")
 
 
 def critical_size_brackets(runs: list[xr.Dataset]) -> list[dict]:
@@ -449,14 +328,10 @@ def plot_seeded(combined: xr.Dataset, path: Path) -> Path:
     return path
 
 
-@flow(name="seeded-crystallisation", flow_run_name="seed-{element}-P{pressure:g}-{n_cells}cells-rng{seed}",
+@flow(name="seeded-crystallisation", flow_run_name="seed-{settings.element}-P{settings.pressure:g}-"
+                                                  "{settings.n_cells}cells-rng{settings.seed}",
       persist_result=False, log_prints=False)
-def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pressure: float = 1.0,
-                           temperatures: list[float] | None = None, structures: list[str] | None = None,
-                           seed_sizes: list[int] | None = None, n_cells: int = 6,
-                           melt_temperature: float | None = None, n_samples: int = 200, analyse_every: int = 5,
-                           cutoff_sigma: float = 3.0, seed: int = 0, n_workers: int = 2, n_quench: int = 400,
-                           n_hold: int = 50, n_replicas: int = 1, n_steps: int = 10) -> dict:
+def seeded_crystallisation(settings: SeededSettings, run_dir: str = "runs/seeded") -> dict:
     """Insert crystal seeds into supercooled liquids and follow the largest cluster of ordered a-CNA units
     (fcc/hcp/bcc/ico/five-fold atoms with their shells, :mod:`hmc_core.seeding`; the q6 size beside it).
 
@@ -467,11 +342,7 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     The liquid is melted at ``melt_temperature`` (default 2 × the published melting temperature) and
     quenched for ``n_quench`` NPT sweeps: its density must settle before the seed goes in (with 100
     sweeps it was still 10 % low at T* = 0.6 and every seed dissolved while the box shrank)."""
-    s = SeededSettings(element, pressure, tuple(temperatures or SeededSettings.temperatures),
-                       tuple(structures or SeededSettings.structures), tuple(seed_sizes or SeededSettings.seed_sizes),
-                       n_cells, melt_temperature, n_samples, analyse_every, n_quench=n_quench,
-                       cutoff_sigma=cutoff_sigma, seed=seed, n_workers=n_workers, n_hold=n_hold,
-                       n_replicas=n_replicas, n_steps=n_steps)
+    s = settings
     system = PhaseSystem(s.element, s.cutoff_sigma)
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
@@ -479,19 +350,19 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
         liquids = {t: runner.submit(supercooled_liquid_task, dict(
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, melt_temperature=t_melt,
-            n_quench=s.n_quench, seed=s.seed + 17 * k)) for k, t in enumerate(s.temperatures)}
+            n_quench=s.n_quench, seed=s.run_seed(s.stream(0, k)))) for k, t in enumerate(s.temperatures)}
         crystal = {t: runner.submit(crystal_task, dict(system=system, temperature=t, pressure=s.pressure,
-                                                       seed=s.seed + 23 * k))
+                                                       seed=s.run_seed(s.stream(1, k))))
                    for k, t in enumerate(s.temperatures)}
         futures = []
-        for t in s.temperatures:
-            for st in s.structures:
-                for n in s.seed_sizes:
+        for i, t in enumerate(s.temperatures):
+            for j, st in enumerate(s.structures):
+                for k, n in enumerate(s.seed_sizes):
                     for r in range(s.n_replicas):
                         futures.append(runner.submit(seeded_run_task, dict(
                             system=system, liquid=liquids[t], structure=st, n_seed=n, temperature=t,
                             pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
-                            seed=s.seed + len(futures), n_hold=s.n_hold, replica=r, crystal=crystal[t],
+                            seed=s.run_seed(s.stream(2, i, j, k, r)), n_hold=s.n_hold, replica=r, crystal=crystal[t],
                             n_steps=s.n_steps)))
         runs = [f.result() for f in futures]
     for ds in runs:
@@ -503,7 +374,7 @@ def seeded_crystallisation(run_dir: str = "runs/seeded", element: str = "LJ", pr
     combined.attrs.update({"element": s.element, "pressure": s.pressure, "schema": "pesflow.seeded/1"})
     write_netcdf(combined, out / "seeded.nc")
     plot_seeded(combined, out / "seeded.png")
-    summary = {"settings": asdict(s), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
+    summary = {"settings": s.model_dump(), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
                "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "replica", "n_atoms",
                                                    "outcome", "seed_density", "liquid_density",
                                                    "cluster_criterion", "inserted_largest_cluster",

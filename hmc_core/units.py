@@ -74,3 +74,18 @@ def get_units(name: str | UnitSystem) -> UnitSystem:
         return UNIT_SYSTEMS[name]
     except KeyError:
         raise ValueError(f"unknown unit system {name!r}; choose one of {sorted(UNIT_SYSTEMS)}") from None
+
+
+PRESSURE_IN_BAR = {"bar": 1.0, "GPa": 1.0e4, "kbar": 1.0e3, "Pa": 1.0e-5, "atm": 1.01325}
+
+
+def pressure_in_bar(value: float, unit: str, reduced: bool = False) -> float:
+    """A user's pressure in bar (``metal`` units), or unchanged in P* when ``reduced`` (LJ units, where only
+    ``unit`` "P*" — or the default "bar", read as P* — makes sense). ValueError names a unit that does not fit."""
+    if reduced:
+        if unit not in ("P*", "bar"):
+            raise ValueError(f"pressure unit {unit!r} does not apply to reduced LJ units; give P* (the default)")
+        return float(value)
+    if unit not in PRESSURE_IN_BAR:
+        raise ValueError(f"unknown pressure unit {unit!r}; choose one of {', '.join(PRESSURE_IN_BAR)}")
+    return float(value) * PRESSURE_IN_BAR[unit]

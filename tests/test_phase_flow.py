@@ -58,9 +58,11 @@ def test_coexistence_pieces(tmp_path):
 @pytest.mark.slow
 def test_melting_curve_flow(harness, tmp_path):
     from flows.phase import melting_curve
+    from tasks.phase_settings import MeltingCurveSettings
 
-    summary = melting_curve(run_dir=str(tmp_path), temperatures=[0.6, 1.8], n_cells=3, n_samples=20, n_warmup=10,
-                            analyse_every=10, cutoff_sigma=2.5, vacancy_fraction=0.03)
+    settings = MeltingCurveSettings(temperatures=(0.6, 1.8), n_cells=3, n_samples=20, n_warmup=10, analyse_every=10,
+                                    cutoff_sigma=2.5, vacancy_fraction=0.03)
+    summary = melting_curve(settings, run_dir=str(tmp_path))
     curves = xr.open_dataset(tmp_path / "melting_curve.nc", engine="h5netcdf")
     assert sorted(curves["ladder"].values) == ["cooling-perfect-r0", "heating-defects-r0", "heating-perfect-r0"]
     assert curves.sizes["temperature"] == 2 and np.all(np.isfinite(curves["density"].values))
@@ -91,9 +93,11 @@ def test_cli_bad_input(args, message, capsys):
 @pytest.mark.slow
 def test_seeded_crystallisation_flow(harness, tmp_path):
     from flows.phase import seeded_crystallisation
+    from tasks.phase_settings import SeededSettings
 
-    summary = seeded_crystallisation(run_dir=str(tmp_path), temperatures=[0.6], structures=["fcc", "ico"],
-                                     seed_sizes=[13], n_cells=4, n_samples=10, analyse_every=5, cutoff_sigma=2.5)
+    settings = SeededSettings(temperatures=(0.6,), structures=("fcc", "ico"), seed_sizes=(13,), n_cells=4,
+                              n_samples=10, analyse_every=5, cutoff_sigma=2.5)
+    summary = seeded_crystallisation(settings, run_dir=str(tmp_path))
     combined = xr.open_dataset(tmp_path / "seeded.nc", engine="h5netcdf")
     assert combined.sizes["run"] == 2 and combined.sizes["frame"] == 3
     assert [r["structure"] for r in summary["runs"]] == ["fcc", "ico"]
@@ -103,9 +107,11 @@ def test_seeded_crystallisation_flow(harness, tmp_path):
 @pytest.mark.slow
 def test_coexistence_flow(harness, tmp_path):
     from flows.phase import coexistence
+    from tasks.phase_settings import CoexistenceSettings
 
-    summary = coexistence(run_dir=str(tmp_path), temperatures=[0.95, 0.5], n_cells=(4, 4, 8), n_samples=20,
-                          analyse_every=10, n_melt=40, n_hold=10, n_bulk=20, n_steps=10, cutoff_sigma=2.5)
+    settings = CoexistenceSettings(temperatures=(0.95, 0.5), n_cells=(4, 4, 8), n_samples=20, analyse_every=10,
+                                   n_melt=40, n_hold=10, n_bulk=20, n_steps=10, cutoff_sigma=2.5)
+    summary = coexistence(settings, run_dir=str(tmp_path))
     combined = xr.open_dataset(tmp_path / "coexistence.nc", engine="h5netcdf")
     assert list(combined["temperature"].values) == [0.5, 0.95] and combined.sizes["sample"] == 20
     assert sorted(p.name for p in (tmp_path / "runs").glob("*.nc")) == ["T0.5.nc", "T0.95.nc"]
@@ -113,3 +119,33 @@ def test_coexistence_flow(harness, tmp_path):
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["reference_T_m"] == pytest.approx(0.770, abs=0.002) and len(saved["runs"]) == 2
     assert summary["runs"][0]["temperature"] == 0.95  # in the order given
+
+
+def test_phase_commands_refuse_a_non_empty_out(tmp_path, capsys):
+    """Old results would be mixed with new ones: a non-empty --out is refused before anything runs (no
+    server), and --overwrite is the way to replace it; settings errors name the command-line option."""
+    (tmp_path / "old.nc").write_text("earlier run")
+    for cmd in ("melt", "coexist", "seed"):
+        assert main([cmd, "--out", str(tmp_path)]) == 2
+        err = capsys.readouterr().err
+        assert "is not empty" in err and "--overwrite" in err
+    assert (tmp_path / "old.nc").exists()
+    assert main(["melt", "--chains", "0", "--out", str(tmp_path / "new")]) == 2
+    assert "--chains = 0" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
+
+
+def test_settings_are_built_once_and_given_to_the_flow():
+    """The flows take the validated settings model itself (no positional re-construction)."""
+    import inspect
+
+    from flows.phase import coexistence, melting_curve, seeded_crystallisation
+    from tasks.phase_settings import CoexistenceSettings, MeltingCurveSettings, SeededSettings
+
+    for flow_, model in ((melting_curve, MeltingCurveSettings), (coexistence, CoexistenceSettings),
+                         (seeded_crystallisation, SeededSettings)):
+        params = inspect.signature(flow_.fn).parameters
+        assert list(params) == ["settings", "run_dir"] and params["settings"].annotation in (model, model.__name__)
+    a, b = SeededSettings(seed=3), SeededSettings(seed=3)
+    assert a.stream(2, 0, 1, 0, 0).generate_state(2).tolist() == b.stream(2, 0, 1, 0, 0).generate_state(2).tolist()
+    assert a.stream(2, 0, 1, 0, 0).generate_state(2).tolist() != a.stream(2, 0, 0, 1, 0).generate_state(2).tolist()

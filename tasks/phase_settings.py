@@ -1,0 +1,139 @@
+"""Settings of the phase-transition stages: one frozen, validated model per study.
+
+The command line builds the model once (``pesflow melt | coexist | seed``) and hands the model itself to the
+flow (:mod:`flows.phase`); nothing is rebuilt from positional arguments. Temperatures are T* (``element =
+"LJ"``) or K (Ne, Ar, Kr, Xe); pressures P* or bar (:func:`hmc_core.units.pressure_in_bar` converts GPa at the
+edge). Random streams: :meth:`PhaseSettings.stream` (``SeedSequence(seed, spawn_key=key)``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from hmc_core.phase_system import PhaseSystem
+from hmc_core.structures import SEED_STRUCTURES, crystal_seed, insert_seed, lattice, min_box_height
+
+Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class PhaseSettings(BaseModel):
+    """What every phase study has: the model system (element, LJ cutoff in σ), the pressure (P* or bar, ≥ 0),
+    the random seed and the number of runs in parallel."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    element: str = "LJ"
+    pressure: float = Field(1.0, allow_inf_nan=False)
+    cutoff_sigma: float = Field(3.0, gt=1.0, le=10.0, allow_inf_nan=False)
+    seed: int = Field(0, ge=0)
+    n_workers: int = Field(2, ge=1, le=1024)
+
+    @field_validator("pressure")
+    @classmethod
+    def _pressure(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"{v} is negative; melting and crystallisation studies need P ≥ 0")
+        return v
+
+    @model_validator(mode="after")
+    def _system(self):
+        PhaseSystem(self.element, self.cutoff_sigma)  # raises ValueError naming an unknown element
+        return self
+
+    def system(self) -> PhaseSystem:
+        return PhaseSystem(self.element, self.cutoff_sigma)
+
+    def stream(self, *key: int) -> np.random.SeedSequence:
+        """The random stream of one run, keyed by its indices (e.g. (temperature, structure, size, replica))."""
+        return np.random.SeedSequence(self.seed, spawn_key=tuple(int(k) for k in key))
+
+    @staticmethod
+    def run_seed(stream: np.random.SeedSequence) -> int:
+        """An integer seed for the hmc_core samplers from a stream."""
+        return int(stream.generate_state(1)[0])
+
+
+class MeltingCurveSettings(PhaseSettings):
+    """Heating ladders from an fcc crystal (perfect, and with random vacancies/interstitials) and cooling ladders
+    from a melted liquid: ``n_chains`` replicas each, ``n_samples`` production and ``n_warmup`` warm-up NPT sweeps
+    per temperature, order parameters every ``analyse_every`` sweeps, 4·n_cells³ atoms."""
+
+    temperatures: tuple[Temperature, ...] = (0.6, 0.7, 0.8, 0.9, 1.0, 1.1)
+    n_cells: int = Field(4, ge=3, le=40)
+    n_chains: int = Field(1, ge=1)
+    vacancy_fraction: float = Field(0.02, ge=0, lt=0.5)
+    interstitial_fraction: float = Field(0.0, ge=0, lt=0.5)
+    n_samples: int = Field(200, ge=1)
+    n_warmup: int = Field(50, ge=0)
+    analyse_every: int = Field(20, ge=1)
+
+    @field_validator("temperatures")
+    @classmethod
+    def _two(cls, v: tuple) -> tuple:
+        if len(v) < 2:
+            raise ValueError(f"give at least two positive temperatures for a curve, got {list(v)}")
+        return v
+
+
+class CoexistenceSettings(PhaseSettings):
+    """Two-phase (fcc | liquid) NPT runs, one per temperature: a box of n_cells fcc cells (z: half crystal, half
+    liquid), ``n_melt`` sweeps melting the liquid half, ``n_hold`` with the crystal held, ``n_bulk`` for the bulk
+    crystal density, then ``n_samples`` sweeps; a change of solid fraction beyond ``threshold`` counts as growth
+    or melting."""
+
+    temperatures: tuple[Temperature, ...] = Field((0.66, 0.70, 0.74, 0.78, 0.82, 0.86), min_length=1)
+    n_cells: tuple[int, int, int] = (6, 6, 12)
+    n_samples: int = Field(1500, ge=1)
+    analyse_every: int = Field(25, ge=1)
+    n_melt: int = Field(150, ge=1)
+    n_hold: int = Field(30, ge=0)
+    n_bulk: int = Field(60, ge=1)
+    n_steps: int = Field(20, ge=1)
+    threshold: float = Field(0.03, gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _box(self):
+        if min(self.n_cells) < 1 or self.n_cells[2] % 2:
+            raise ValueError(f"n_cells = {self.n_cells}: give three positive cell counts with an even last one "
+                             "(half crystal, half liquid along z)")
+        system = self.system()
+        # the thinnest side at the densest fcc the runs can reach (ρσ³ ≈ 1.1) must exceed twice the cutoff
+        width = min_box_height(lattice("fcc", self.n_cells, 1.1 / system.sigma**3)[1])
+        if width <= 2 * self.cutoff_sigma * system.sigma:
+            raise ValueError(f"n_cells = {self.n_cells} gives a box {width / system.sigma:.2f}σ across, not more "
+                             f"than twice the cutoff {self.cutoff_sigma}σ; use more cells (e.g. 6 6 12 at r_c = 3σ)")
+        return self
+
+
+class SeededSettings(PhaseSettings):
+    """Crystal seeds (``structures`` × ``seed_sizes`` atoms) inserted into a supercooled liquid at each
+    temperature: the liquid (4·n_cells³ atoms, melted at ``melt_temperature``; None: 2 × the published melting
+    temperature) is
+    equilibrated for ``n_quench`` sweeps, the seed held for ``n_hold``, then followed for ``n_samples`` sweeps of
+    ``n_steps`` integrator steps, ``n_replicas`` runs each. The largest seed must fit the liquid's box."""
+
+    temperatures: tuple[Temperature, ...] = Field((0.6,), min_length=1)
+    structures: tuple[str, ...] = Field(("fcc",), min_length=1)
+    seed_sizes: tuple[Annotated[int, Field(ge=1)], ...] = Field((13, 43, 79), min_length=1)
+    n_cells: int = Field(6, ge=3, le=40)
+    melt_temperature: Temperature | None = None
+    n_samples: int = Field(200, ge=1)
+    analyse_every: int = Field(5, ge=1)
+    n_quench: int = Field(400, ge=1)
+    n_hold: int = Field(50, ge=0)
+    n_replicas: int = Field(1, ge=1)
+    n_steps: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _structures(self):
+        unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
+        if unknown:
+            raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
+        sigma = self.system().sigma
+        pos, cell = lattice("fcc", self.n_cells, 0.85 / sigma**3)  # the liquid is ~15 % less dense than fcc
+        for st in self.structures:
+            insert_seed(pos, cell, crystal_seed(st, max(self.seed_sizes), 0.96 / sigma**3))
+        return self
