@@ -61,7 +61,7 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
     capped = [r["iteration"] for r in rows if r.get("fit_capped")]
     if capped:
         out.print(f"[yellow]warning:[/] the fits of iteration(s) {', '.join(map(str, capped))} stopped at their "
-                  "iteration cap ([potential] max_iter) before converging; raise max_iter for converged fits")
+                  "iteration cap (\\[potential] max_iter) before converging; raise max_iter for converged fits")
     if summary.get("reason"):
         out.print(f"stopped: {summary['reason']}; {summary['n_ok_labels']} labels "
                   f"({summary['n_labels'] - summary['n_ok_labels']} failed); final potential: "

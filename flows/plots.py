@@ -1,4 +1,10 @@
-"""PNG plots of a campaign directory: learning curve, parity, HMC energy traces, grade histograms."""
+"""PNG plots of a campaign directory: learning curve, parity, HMC energy traces, grade histograms.
+
+Each plot has a ``*_figure(store, …)`` function that returns the matplotlib Figure (or None when the data are
+not there yet), so tests and the Prefect artifacts (``flows/artifacts.py``) can use the figure itself; the
+plain-named functions write it as PNG. Units follow the tables: energies per atom in meV/atom, forces in eV/Å,
+temperatures in K, HMC energies in eV.
+"""
 
 from __future__ import annotations
 
@@ -12,9 +18,6 @@ from flows.store import CampaignStore
 def plot_campaign(directory: str | Path, out: str | Path | None = None) -> list[Path]:
     """Write ``learning_curve.png``, ``parity.png``, ``energy_traces.png``, ``grade_histograms.png`` (those the
     data allow) into ``out`` (default ``<directory>/plots``); returns the paths written."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     store = CampaignStore(directory)
     out = Path(out) if out else store.root / "plots"
     out.mkdir(parents=True, exist_ok=True)
@@ -26,110 +29,205 @@ def plot_campaign(directory: str | Path, out: str | Path | None = None) -> list[
     return written
 
 
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
-    import matplotlib.pyplot as plt
+def _figure(*args, **kwargs):
+    """A Figure with constrained layout (labels and titles never overlap) that is not registered with pyplot
+    (no global state; freed when dropped)."""
+    from matplotlib.figure import Figure
 
-    plt.close(fig)
+    return Figure(*args, layout="constrained", **kwargs)
+
+
+def save_png(fig, path: Path, dpi: int = 110) -> Path:
+    """Write ``fig`` as PNG atomically (temporary file + rename)."""
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    tmp.replace(path)
     return path
 
 
-def learning_curve(store: CampaignStore, out: Path) -> Path | None:
-    """Held-out (and training) force and energy RMSE against the number of labels; labels per iteration."""
-    import matplotlib.pyplot as plt
+def _integer_ticks(axis) -> None:
+    from matplotlib.ticker import MaxNLocator
 
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _name(store: CampaignStore) -> str:
+    from flows.config import load_config
+
+    try:
+        return load_config(store.config_path).name
+    except (OSError, ValueError):
+        return store.root.name
+
+
+def _method(store: CampaignStore) -> str:
+    """The reference method of the labels, e.g. 'PySCF HF/sto-3g'."""
+    labels = store.read_labels()
+    if labels is None:
+        return "PySCF"
+    method = str(labels.attrs.get("label_method", "")).upper()
+    if method == "DFT":
+        method = str(labels.attrs.get("label_functional", "DFT"))
+    basis = labels.attrs.get("label_basis")
+    return f"PySCF {method}/{basis}" if basis else f"PySCF {method}".strip()
+
+
+def learning_curve_figure(store: CampaignStore, upto: int | None = None):
+    """Test (and training) force and energy RMSE against the number of labels, and labels per iteration;
+    only iterations ≤ ``upto`` when given. None without metrics."""
     m = store.read_metrics()
     if m is None or "n_labels" not in m:
         return None
-    fig, ax = plt.subplots(1, 3, figsize=(13, 3.8))
+    if upto is not None:
+        m = m.sel(iteration=m["iteration"] <= upto)
+        if m.sizes["iteration"] == 0:
+            return None
+    fig = _figure(figsize=(13, 4))
+    ax = fig.subplots(1, 3)
     n = m["n_labels"].values
-    for prefix, style in (("test", "o-"), ("train", "s--")):
+    styles = {"test": ("o-", "test set (held out)"), "train": ("s--", "training labels")}
+    for prefix, (style, name) in styles.items():
         if f"{prefix}_force_rmse_eV_per_A" in m:
-            ax[0].plot(n, m[f"{prefix}_force_rmse_eV_per_A"].values, style, label=prefix)
-            ax[1].plot(n, m[f"{prefix}_energy_rmse_meV_per_atom"].values, style, label=prefix)
-    ax[0].set(xlabel="labels", ylabel="force RMSE (eV/Å)", yscale="log", title="force error")
-    ax[1].set(xlabel="labels", ylabel="energy RMSE (meV/atom)", yscale="log", title="energy error")
-    ax[0].legend()
-    ax[1].legend()
-    ax[2].bar(m["iteration"].values, n, color="tab:blue", label="labels in fit")
+            ax[0].plot(n, m[f"{prefix}_force_rmse_eV_per_A"].values, style, label=name)
+            ax[1].plot(n, m[f"{prefix}_energy_rmse_meV_per_atom"].values, style, label=name)
+    ax[0].set(xlabel="labels in the fit (count)", ylabel="force RMSE (eV/Å)", yscale="log",
+              title="force error of the MTP vs PySCF")
+    ax[1].set(xlabel="labels in the fit (count)", ylabel="energy RMSE (meV/atom)", yscale="log",
+              title="energy error of the MTP vs PySCF")
+    for a in ax[:2]:
+        _integer_ticks(a.xaxis)
+        a.legend(fontsize=8)
+    it = m["iteration"].values
+    ax[2].bar(it, n, color="tab:blue", alpha=0.6, label="labels in the fit")
     if "n_selected" in m:
-        ax[2].plot(m["iteration"].values, np.nan_to_num(m["n_selected"].values), "ko-", label="selected")
-    ax[2].set(xlabel="iteration", ylabel="count", title="labels per iteration")
-    ax[2].legend()
-    return _save(fig, out / "learning_curve.png")
+        sel = m["n_selected"].values
+        ok = np.isfinite(sel)
+        ax[2].plot(it[ok], sel[ok], "ko-", label="candidates selected")
+    ax[2].set(xlabel="iteration", ylabel="configurations (count)", title="labels per iteration")
+    _integer_ticks(ax[2].xaxis)
+    _integer_ticks(ax[2].yaxis)
+    ax[2].legend(fontsize=8)
+    fig.suptitle(f"campaign {_name(store)}: learning curve ({_method(store)} labels)")
+    return fig
 
 
-def parity(store: CampaignStore, out: Path) -> Path | None:
-    """Final potential against PySCF on the held-out set (or the labels): energies per atom and forces."""
-    import matplotlib.pyplot as plt
+def learning_curve(store: CampaignStore, out: Path) -> Path | None:
+    fig = learning_curve_figure(store)
+    return None if fig is None else save_png(fig, out / "learning_curve.png")
 
+
+def parity_figure(store: CampaignStore, iteration: int | None = None):
+    """The potential of ``iteration`` (default: ``final.mtp``) against PySCF on the held-out test set (or on the
+    labels when there is none): energy per atom (meV/atom, relative to the set's mean) and force components
+    (eV/Å). None without a potential or usable configurations."""
     from hmc_core.mtp import read_mtp
     from hmc_core.mtp.fit import predict, usable_labels
 
-    if not store.path("final.mtp").exists():
+    path = store.path("final.mtp") if iteration is None else store.path("potential.mtp", iteration)
+    if not path.exists():
         return None
-    pot = read_mtp(store.path("final.mtp"), below_min_dist="allow")
-    ds = store.read_dataset("test_set.nc") if store.has("test_set.nc") else store.read_labels()
-    ds = usable_labels(ds)
+    pot = read_mtp(path, below_min_dist="allow")
+    test = store.has("test_set.nc")
+    ds = usable_labels(store.read_dataset("test_set.nc") if test else store.read_labels())
     if ds.sizes["config"] == 0:
         return None
     pred = predict(pot, ds)
     n = ds["n_atoms"].values
-    e_ref, e_pred = ds["energy"].values / n, pred["energy"] / n
+    e_ref, e_pred = 1000.0 * ds["energy"].values / n, 1000.0 * pred["energy"] / n  # meV/atom
     mask = np.arange(ds.sizes["atom"])[None, :] < n[:, None]
     f_ref, f_pred = ds["forces"].values[mask].ravel(), pred["forces"][mask].ravel()
-    fig, ax = plt.subplots(1, 2, figsize=(9, 4))
+    fig = _figure(figsize=(10, 4.6))
+    ax = fig.subplots(1, 2)
     shift = e_ref.mean()
-    for a, (x, y, unit, what) in zip(ax, ((e_ref - shift, e_pred - shift, "eV/atom", "energy − mean"),
-                                          (f_ref, f_pred, "eV/Å", "force components")), strict=True):
+    method = _method(store)
+    for a, (x, y, unit, what) in zip(ax, ((e_ref - shift, e_pred - shift, "meV/atom", "energy − set mean"),
+                                          (f_ref, f_pred, "eV/Å", "force component")), strict=True):
         lo, hi = min(x.min(), y.min()), max(x.max(), y.max())
-        a.plot([lo, hi], [lo, hi], "k-", lw=0.8)
-        a.plot(x, y, ".", ms=4)
         rmse = np.sqrt(np.mean((x - y) ** 2))
-        a.set(xlabel=f"PySCF {what} ({unit})", ylabel=f"MTP ({unit})", title=f"RMSE {rmse:.3g} {unit}")
-    return _save(fig, out / "parity.png")
+        a.plot([lo, hi], [lo, hi], "k-", lw=0.8, label="y = x")
+        a.plot(x, y, ".", ms=5, label=f"{len(x)} values, RMSE {rmse:.3g} {unit}")
+        a.set(xlabel=f"{method} {what} ({unit})", ylabel=f"MTP {what} ({unit})", aspect="equal")
+        a.legend(fontsize=8, loc="upper left")
+    which = "final potential" if iteration is None else f"potential of iteration {iteration}"
+    level = getattr(pot.basis, "level", None)
+    name = f"MTP level {level}" if level is not None else "MTP"
+    where = f"test set ({ds.sizes['config']} configurations)" if test else f"labels ({ds.sizes['config']})"
+    fig.suptitle(f"parity on the {where}: {name}, {which}, vs {method}")
+    return fig
 
 
-def energy_traces(store: CampaignStore, out: Path) -> Path | None:
-    """HMC potential energy of every chain, one panel per iteration."""
-    import matplotlib.pyplot as plt
+def parity(store: CampaignStore, out: Path) -> Path | None:
+    fig = parity_figure(store)
+    return None if fig is None else save_png(fig, out / "parity.png")
 
+
+def _chain_starts(store: CampaignStore, iteration: int) -> dict[int, int]:
+    """chain index → starting configuration index, from samples.nc (empty if unknown)."""
+    if not store.has("samples.nc", iteration):
+        return {}
+    s = store.read_dataset("samples.nc", iteration)
+    if "chain" not in s or "start" not in s:
+        return {}
+    return {int(c): int(st) for c, st in zip(s["chain"].values, s["start"].values, strict=True)}
+
+
+def energy_traces_figure(store: CampaignStore):
+    """HMC potential energy (eV) of every chain against the trajectory number, one panel per iteration; the
+    legend names each chain by its start and temperature (K)."""
     its = [i for i in store.iterations() if store.has("trajectories.nc", i)]
     if not its:
         return None
-    fig, axes = plt.subplots(1, len(its), figsize=(3.5 * len(its), 3.2), squeeze=False, sharey=False)
-    for a, i in zip(axes[0], its, strict=True):
+    fig = _figure(figsize=(max(6.0, 4.2 * len(its)), 4.0))
+    axes = np.atleast_1d(fig.subplots(1, len(its), squeeze=False)[0])
+    for a, i in zip(axes, its, strict=True):
         tr = store.read_dataset("trajectories.nc", i)
+        starts = _chain_starts(store, i)
         for c in range(tr.sizes["chain"]):
-            a.plot(tr["potential_energy"].values[c], lw=0.8, label=f"{tr['temperature'].values[c]:g} K")
-        a.set(title=f"iteration {i}", xlabel="HMC trajectory", ylabel="potential energy (eV)")
-    axes[0][0].legend(fontsize=7)
-    return _save(fig, out / "energy_traces.png")
+            start = f"start {starts[c]}" if c in starts else f"chain {c}"
+            a.plot(np.arange(1, tr.sizes["sample"] + 1), tr["potential_energy"].values[c], lw=0.8,
+                   label=f"{start}, {tr['temperature'].values[c]:g} K")
+        a.set(title=f"iteration {i}", xlabel="HMC trajectory (count)", ylabel="potential energy (eV)")
+        a.ticklabel_format(axis="y", useOffset=False)
+        _integer_ticks(a.xaxis)
+        a.legend(fontsize=7)
+    fig.suptitle(f"campaign {_name(store)}: HMC chains on each iteration's MTP")
+    return fig
 
 
-def grade_histograms(store: CampaignStore, out: Path) -> Path | None:
-    """Extrapolation grades of the explored frames per iteration (log bins), with the thresholds."""
-    import matplotlib.pyplot as plt
+def energy_traces(store: CampaignStore, out: Path) -> Path | None:
+    fig = energy_traces_figure(store)
+    return None if fig is None else save_png(fig, out / "energy_traces.png")
 
+
+def grade_histograms_figure(store: CampaignStore):
+    """Extrapolation grades (dimensionless) of the explored frames per iteration (log bins), with the
+    selection and break thresholds as labelled lines."""
     from flows.config import load_config
 
     its = [i for i in store.iterations() if store.has("samples.nc", i)]
     if not its:
         return None
-    cfg = load_config(store.config_path)
-    fig, ax = plt.subplots(figsize=(6, 4))
     grades = [store.read_dataset("samples.nc", i)["grade"].values for i in its]
     finite = np.concatenate([g[np.isfinite(g)] for g in grades])
     if finite.size == 0:
-        plt.close(fig)
         return None
+    cfg = load_config(store.config_path)
+    fig = _figure(figsize=(6.5, 4.2))
+    ax = fig.subplots()
     bins = np.logspace(np.log10(max(finite.min(), 1e-3)), np.log10(max(finite.max(), 10.0)) + 0.1, 40)
     for i, g in zip(its, grades, strict=True):
-        ax.hist(g[np.isfinite(g)], bins=bins, histtype="step", label=f"iteration {i}")
-    for v, name in ((cfg.selection.threshold, "select"), (cfg.selection.break_threshold, "break")):
-        ax.axvline(v, color="k", ls="--" if name == "select" else ":", lw=1)
-    ax.set(xscale="log", xlabel="extrapolation grade γ", ylabel="frames", title="grades of explored frames")
+        ax.hist(g[np.isfinite(g)], bins=bins, histtype="step", label=f"iteration {i} ({np.isfinite(g).sum()})")
+    ax.axvline(cfg.selection.threshold, color="k", ls="--", lw=1,
+               label=f"selection threshold γ = {cfg.selection.threshold:g}")
+    ax.axvline(cfg.selection.break_threshold, color="k", ls=":", lw=1,
+               label=f"break threshold γ = {cfg.selection.break_threshold:g}")
+    ax.set(xscale="log", xlabel="extrapolation grade γ (dimensionless)", ylabel="frames (count)",
+           title=f"campaign {_name(store)}: grades of the explored frames")
+    _integer_ticks(ax.yaxis)
     ax.legend(fontsize=7)
-    return _save(fig, out / "grade_histograms.png")
+    return fig
+
+
+def grade_histograms(store: CampaignStore, out: Path) -> Path | None:
+    fig = grade_histograms_figure(store)
+    return None if fig is None else save_png(fig, out / "grade_histograms.png")
