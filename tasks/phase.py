@@ -8,11 +8,12 @@ Plain functions (testable without Prefect) and their Prefect tasks; the numerics
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import xarray as xr
-from prefect import get_run_logger, task
+from prefect import task
 from prefect.cache_policies import NO_CACHE
-from prefect.exceptions import MissingContextError
 
 from hmc_core.coexistence import run_coexistence
 from hmc_core.ladders import melt, run_ladder
@@ -23,12 +24,13 @@ from hmc_core.structures import add_defects, lattice
 CRYSTAL_DENSITY_REDUCED = 1.0  # starting fcc density ρσ³ (NPT relaxes it within the warm-up)
 
 
+log = logging.getLogger(__name__)
+
+
 def _progress():
-    """The Prefect run logger's ``info`` inside a flow or task run, else a no-op (plain calls, tests)."""
-    try:
-        return get_run_logger().info
-    except MissingContextError:
-        return None
+    """Progress lines go to the standard ``logging`` logger of this module (Prefect shows them in the run's logs:
+    ``PREFECT_LOGGING_EXTRA_LOGGERS`` names ``tasks`` and ``hmc_core``, see :mod:`flows.server`)."""
+    return log.info
 
 
 def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float = 0.0,
@@ -85,10 +87,8 @@ def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], struc
                     analyse_every=analyse_every, seed=seed, pressure_unit=pressure_unit, n_hold=n_hold,
                     crystal=None if crystal is None else crystal[1:], n_steps=n_steps)
     ds.attrs["replica"] = replica
-    log = _progress()
-    if log:
-        log(f"T={temperature:g} {structure} seed of {n_seed} (replica {replica}): {ds.attrs['outcome']}, largest "
-            f"cluster {ds.attrs['initial_largest_cluster']:.0f} → {ds.attrs['final_largest_cluster']:.0f}")
+    log.info(f"T={temperature:g} {structure} seed of {n_seed} (replica {replica}): {ds.attrs['outcome']}, largest "
+             f"cluster {ds.attrs['initial_largest_cluster']:.0f} → {ds.attrs['final_largest_cluster']:.0f}")
     return ds
 
 
@@ -97,9 +97,7 @@ def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: i
     """Bulk fcc crystal thermalised at (T, P): (density, positions, cell)
     (:func:`hmc_core.phase_system.bulk_crystal`)."""
     out = bulk_crystal(system, temperature, pressure, n_cells=n_cells, seed=seed, pressure_unit=pressure_unit)
-    log = _progress()
-    if log:
-        log(f"bulk fcc density at T={temperature:g}: {out[0]:.4f}")
+    log.info(f"bulk fcc density at T={temperature:g}: {out[0]:.4f}")
     return out
 
 
@@ -108,7 +106,7 @@ def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_
                     n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, seed: int = 0,
                     pressure_unit: str | None = None) -> xr.Dataset:
     """One two-phase coexistence run at (T, P) (see :func:`hmc_core.coexistence.run_coexistence`); logs progress
-    to the Prefect run logger when run as a task."""
+    to this module's logger (shown in the Prefect run's logs)."""
     return run_coexistence(system, temperature, pressure, n_cells=n_cells, n_samples=n_samples,
                            analyse_every=analyse_every, n_melt=n_melt, n_hold=n_hold, n_bulk=n_bulk, n_steps=n_steps,
                            threshold=threshold, seed=seed, pressure_unit=pressure_unit, progress=_progress())
