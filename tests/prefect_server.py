@@ -14,6 +14,8 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+from flows.server import die_with_parent
+
 BIN = Path(sys.executable).parent
 
 
@@ -68,7 +70,8 @@ def prefect_server(home: Path, startup_deadline_s: float = 180.0) -> Iterator[tu
     env = prefect_env(home, None)
     log = open(home / "server.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+                            env=env, stdout=log, stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent())  # gone with pytest, even if a CI job is killed
 
     def healthy():
         if proc.poll() is not None:
