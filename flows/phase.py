@@ -36,7 +36,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from hmc_core.coexistence import coexistence_bracket
 from hmc_core.configurations import write_netcdf
 from hmc_core.ladders import melting_bracket
-from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature
+from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature, published_melting_temperatures
 from hmc_core.phase_system import PhaseSystem
 from tasks.phase import (
     coexistence_task,
@@ -56,6 +56,16 @@ def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float
     except ValueError:  # beyond the fitted range of the melting line
         return float("nan")
     return t_star * system.epsilon_over_kB
+
+
+def published_melting(system: PhaseSystem, pressure: float) -> dict:
+    """The published LJ melting temperatures at ``pressure`` in the system's units, with sources and their spread
+    (:func:`hmc_core.lj_reference.published_melting_temperatures`; full potential, N → ∞)."""
+    p_star = pressure / system.reduced_pressure_to_user(1.0)
+    values = [{"T_m": v["T_m"] * system.epsilon_over_kB, "source": v["source"]}
+              for v in published_melting_temperatures(p_star)]
+    ts = [v["T_m"] for v in values]
+    return {"published_T_m": values, "published_spread": [min(ts), max(ts)] if ts else None}
 
 
 def _ladder_name(ds: xr.Dataset) -> str:
@@ -159,6 +169,7 @@ def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting")
                      "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05",
         "cutoff_note": f"LJ cut at {s.cutoff_sigma}σ, energy shifted to zero there, with the analytic tail "
                        "correction; the references are for the full potential and N → ∞",
+        **published_melting(system, s.pressure),
     }
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float))
@@ -267,6 +278,7 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
         "reference_T_m": reference_melting_temperature(system, s.pressure),
         "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients "
                      "(full potential, N → ∞)",
+        **published_melting(system, s.pressure),
         "potential": runs[0].attrs["potential"],
         "runs": [{k: ds.attrs[k] for k in ("temperature", "outcome", "delta_solid_fraction", "delta_potential_energy",
                                            "initial_solid_fraction", "final_solid_fraction", "solid_density",

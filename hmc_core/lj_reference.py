@@ -100,3 +100,37 @@ def melting_densities(temperature: float) -> tuple[float, float]:
                    - 0.095229 * b**5)
     rho_l = pre * (0.90735 - 0.27120 * b + 0.91784 * b**2 - 1.16270 * b**3 + 0.68012 * b**4 - 0.15284 * b**5)
     return float(rho_l), float(rho_s)
+
+
+def _melting_pressure_ak(temperature: float, a: float, big_a: float, big_b: float) -> float:
+    beta = 1.0 / temperature
+    return float(beta**-1.25 * np.exp(-a * np.sqrt(beta)) * (16.89 + big_a * beta + big_b * beta**2))
+
+
+def published_melting_temperatures(pressure: float) -> list[dict]:
+    """Published estimates of the LJ melting temperature T* at P* (full potential, N → ∞), each
+    ``{"T_m": T*, "source": citation}``, so that a result can be set against their spread (they differ by about
+    ±1–2 %):
+
+    * the melting line in the Agrawal–Kofke form with van der Hoef's coefficients (J. Chem. Phys. 113, 8142
+      (2000), Eq. 24) and with Agrawal & Kofke's own (Mol. Phys. 85, 43 (1995): a = 0.4, A = −7.19, B = −3.028),
+      both for P* ≥ 0.05 where the fits hold;
+    * below P* = 0.05 (the triple-point region; 1 bar of argon is P* ≈ 0.0024) the triple-point temperatures of
+      Agrawal & Kofke (1995), 0.687(4), and Mastny & de Pablo (J. Chem. Phys. 127, 104504 (2007)), 0.694.
+    """
+    if pressure < 0:
+        raise ValueError(f"P* = {pressure} is negative")
+    if pressure < 0.05:
+        return [{"T_m": TRIPLE_POINT_AGRAWAL_KOFKE,
+                 "source": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995), triple point"},
+                {"T_m": TRIPLE_POINT_MASTNY_DE_PABLO,
+                 "source": "Mastny & de Pablo, J. Chem. Phys. 127, 104504 (2007), triple point"}]
+    out = []
+    for coeffs, source in (((0.4759, -7.2866, -2.9895), "van der Hoef, J. Chem. Phys. 113, 8142 (2000), Eq. 24"),
+                           ((0.4, -7.19, -3.028), "Agrawal & Kofke, Mol. Phys. 85, 43 (1995)")):
+        try:
+            t = brentq(lambda t, c=coeffs: _melting_pressure_ak(t, *c) - pressure, 0.6, 5.0, xtol=1e-10)
+        except ValueError:  # outside the fitted range
+            continue
+        out.append({"T_m": float(t), "source": source})
+    return out

@@ -118,6 +118,8 @@ def test_coexistence_flow(harness, tmp_path):
     assert (tmp_path / "coexistence.png").stat().st_size > 10_000
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["reference_T_m"] == pytest.approx(0.770, abs=0.002) and len(saved["runs"]) == 2
+    assert [round(v["T_m"], 3) for v in saved["published_T_m"]] == [0.770, 0.761]  # van der Hoef; Agrawal & Kofke
+    assert saved["published_spread"] == pytest.approx([0.7614, 0.7700], abs=1e-4)
     assert summary["runs"][0]["temperature"] == 0.95  # in the order given
 
 
@@ -149,3 +151,14 @@ def test_settings_are_built_once_and_given_to_the_flow():
     a, b = SeededSettings(seed=3), SeededSettings(seed=3)
     assert a.stream(2, 0, 1, 0, 0).generate_state(2).tolist() == b.stream(2, 0, 1, 0, 0).generate_state(2).tolist()
     assert a.stream(2, 0, 1, 0, 0).generate_state(2).tolist() != a.stream(2, 0, 0, 1, 0).generate_state(2).tolist()
+
+
+def test_published_melting_temperatures_with_sources_and_spread():
+    from flows.phase import published_melting
+    from hmc_core.phase_system import PhaseSystem
+
+    lj = published_melting(PhaseSystem("LJ", 3.0), 1.0)
+    assert [round(v["T_m"], 4) for v in lj["published_T_m"]] == [0.77, 0.7614]
+    assert all("J. Chem. Phys." in v["source"] or "Mol. Phys." in v["source"] for v in lj["published_T_m"])
+    ar = published_melting(PhaseSystem("Ar", 3.0), 1.0)  # 1 bar: the triple-point region, in K
+    assert ar["published_spread"] == pytest.approx([0.687 * 119.8, 0.694 * 119.8], rel=1e-3)
