@@ -34,6 +34,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -52,6 +53,7 @@ ENVIRONMENT_DEFAULTS = {
 }
 START_TIMEOUT_VARIABLE = "PESFLOW_SERVER_START_TIMEOUT"
 DEFAULT_START_TIMEOUT_S = 600.0
+TERM_GRACE_S = 20.0  # after SIGTERM: time for Prefect to record the crash and for the server to stop
 USER_SERVER_WAIT_S = 15.0  # a server the user named is running already: it answers at once or is wrong
 _PR_SET_PDEATHSIG = 1
 
@@ -295,7 +297,37 @@ def _api_url(url: str, has_ui: bool = True) -> Iterator[None]:
 def flow_server(announce: bool = True) -> Iterator[str]:
     """The Prefect API for the flow runs of one command (yields its URL); see the module docstring.
 
-    Enter it from the main thread (the server's parent-death signal is bound to the starting thread)."""
+    Enter it from the main thread (the server's parent-death signal is bound to the starting thread). Inside,
+    SIGTERM ends the command like Ctrl-C does: the flow run is marked Crashed and the server stopped in order
+    (exit status 143; a command still running :data:`TERM_GRACE_S` seconds later exits at once)."""
+    with _sigterm_as_exit(), _flow_server(announce) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM raises SystemExit(143) in the main thread for the block (where SIGTERM has its default action)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        yield
+        return
+
+    def on_term(signum, frame):
+        signal.signal(signum, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+        deadline = threading.Timer(TERM_GRACE_S, os._exit, args=(128 + signum,))
+        deadline.daemon = True
+        deadline.start()  # worker threads still busy with a task must not keep the command alive
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+@contextlib.contextmanager
+def _flow_server(announce: bool) -> Iterator[str]:
     configure_environment()
     watch_this_process()  # worker processes (labels, Dask) die with the command too
     if os.environ.get("PREFECT_API_URL"):

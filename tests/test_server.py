@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from prefect import flow
-from prefect_server import BIN, free_port, prefect_env, stop, wait_for
+from prefect_server import BIN, free_port, prefect_env, prefect_server, stop, wait_for
 
 from flows import reaper
 from flows import server as srv
@@ -163,6 +163,21 @@ def probe(x: int) -> int:
     return x + 1
 
 
+TERMINATED = """
+import time
+from prefect import flow
+from flows.server import flow_server
+
+@flow(name="pesflow-term-probe", flow_run_name="term-probe", persist_result=False)
+def wait():
+    print("running", flush=True)
+    time.sleep(600)
+
+with flow_server(announce=False):
+    wait()
+"""
+
+
 def test_ui_is_hardened_serves_pesflow_runs_and_stops_on_sigterm(tmp_path, client_home, monkeypatch):
     port = free_port()
     env = prefect_env(client_home, None)
@@ -214,6 +229,26 @@ def test_ui_is_hardened_serves_pesflow_runs_and_stops_on_sigterm(tmp_path, clien
         finally:
             stop(proc)
             _kill_if_alive(record)
+
+
+@pytest.mark.slow
+def test_sigterm_of_a_flow_command_marks_its_run_crashed_and_exits_143(tmp_path):
+    """SIGTERM (kill, timeout, a batch scheduler) ends a command as Ctrl-C does, not mid-air: the flow run is
+    marked Crashed (it stayed Running forever before), the command exits with 143."""
+    with prefect_server(tmp_path / "prefect") as (api, env):
+        term = subprocess.Popen([sys.executable, "-c", TERMINATED], env=env, stdout=subprocess.PIPE, text=True)
+        try:
+            assert term.stdout.readline().strip() == "running"
+            term.send_signal(signal.SIGTERM)
+            assert term.wait(timeout=60) == 143
+        finally:
+            stop(term)
+
+        def crashed():
+            _, _, runs = _request(f"{api}/flow_runs/filter", "POST", body={})
+            return [r["state_type"] for r in json.loads(runs) if r["name"] == "term-probe"] == ["CRASHED"]
+
+        wait_for(crashed, 30, "the terminated flow run to be marked CRASHED")
 
 
 # -- no server needed ---------------------------------------------------------------------------------------------
