@@ -58,6 +58,28 @@ def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float
     return t_star * system.epsilon_over_kB
 
 
+def keep_as_finished(futures, path_of) -> list[xr.Dataset]:
+    """Results of ``futures`` in submission order, each written to ``path_of(ds)`` (netCDF, atomically) the
+    moment its run finishes, so a crash or kill of the study keeps every run that had finished. If runs failed,
+    the finished ones are on disk and a RuntimeError names the failures."""
+    from prefect.futures import as_completed
+
+    results, failures = {}, []
+    index = {id(f): k for k, f in enumerate(futures)}
+    for fut in as_completed(futures):
+        try:
+            ds = fut.result()
+        except Exception as exc:  # a failed run must not cost the others their results
+            failures.append(f"run {index[id(fut)]}: {type(exc).__name__}: {exc}")
+            continue
+        write_netcdf(ds, path_of(ds))
+        results[index[id(fut)]] = ds
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {len(futures)} runs failed ({'; '.join(failures)}); the "
+                           f"{len(results)} finished runs are saved")
+    return [results[k] for k in range(len(futures))]
+
+
 def published_melting(system: PhaseSystem, pressure: float) -> dict:
     """The published LJ melting temperatures at ``pressure`` in the system's units, with sources and their spread
     (:func:`hmc_core.lj_reference.published_melting_temperatures`; full potential, N → ∞)."""
@@ -146,9 +168,7 @@ def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting")
     with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
         futures = [runner.submit(ladder_task, {**common, **job, "seed": s.run_seed(s.stream(k))})
                    for k, job in enumerate(jobs)]
-        ladders = [f.result() for f in futures]
-    for ds in ladders:
-        write_netcdf(ds, out / "ladders" / f"{_ladder_name(ds)}.nc")
+        ladders = keep_as_finished(futures, lambda ds: out / "ladders" / f"{_ladder_name(ds)}.nc")
     curves = combine_ladders(ladders)
     write_netcdf(curves, out / "melting_curve.nc")
     heating = [ds for ds in ladders if ds.attrs["direction"] == "heating"]
@@ -264,9 +284,7 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
             analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
             threshold=s.threshold, seed=s.run_seed(s.stream(k)))) for k, t in enumerate(s.temperatures)]
-        runs = [f.result() for f in futures]
-    for ds in runs:
-        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
+        runs = keep_as_finished(futures, lambda ds: out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
     combined = combine_coexistence(runs)
     write_netcdf(combined, out / "coexistence.nc")
     bracket = coexistence_bracket(runs)
@@ -376,10 +394,8 @@ def seeded_crystallisation(settings: SeededSettings, run_dir: str = "runs/seeded
                             pressure=s.pressure, n_samples=s.n_samples, analyse_every=s.analyse_every,
                             seed=s.run_seed(s.stream(2, i, j, k, r)), n_hold=s.n_hold, replica=r, crystal=crystal[t],
                             n_steps=s.n_steps)))
-        runs = [f.result() for f in futures]
-    for ds in runs:
-        write_netcdf(ds, out / "runs" / f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}"
-                                        f"-r{ds.attrs['replica']}.nc")
+        runs = keep_as_finished(futures, lambda ds: out / "runs" / (
+            f"T{ds.attrs['temperature']:g}-{ds.attrs['structure']}-{ds.attrs['n_seed']}-r{ds.attrs['replica']}.nc"))
     combined = xr.concat([ds.drop_attrs(deep=False) for ds in runs], dim="run", join="outer")
     for key in ("temperature", "structure", "n_seed", "replica", "outcome", "n_atoms"):
         combined[key] = ("run", [ds.attrs[key] for ds in runs])

@@ -162,3 +162,23 @@ def test_published_melting_temperatures_with_sources_and_spread():
     assert all("J. Chem. Phys." in v["source"] or "Mol. Phys." in v["source"] for v in lj["published_T_m"])
     ar = published_melting(PhaseSystem("Ar", 3.0), 1.0)  # 1 bar: the triple-point region, in K
     assert ar["published_spread"] == pytest.approx([0.687 * 119.8, 0.694 * 119.8], rel=1e-3)
+
+
+def test_finished_runs_are_kept_when_another_fails(harness, tmp_path):
+    """keep_as_finished writes each result as it arrives; a failing run does not cost the others theirs."""
+    from prefect import task
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    from flows.phase import keep_as_finished
+
+    @task
+    def run(k: int) -> xr.Dataset:
+        if k == 1:
+            raise ValueError("this run crashed")
+        return xr.Dataset({"x": ("i", np.arange(3.0) * k)}, attrs={"k": k})
+
+    with ThreadPoolTaskRunner(max_workers=2) as runner:
+        futures = [runner.submit(run, {"k": k}) for k in range(3)]
+        with pytest.raises(RuntimeError, match="1 of 3 runs failed.*this run crashed.*2 finished runs are saved"):
+            keep_as_finished(futures, lambda ds: tmp_path / f"run{ds.attrs['k']}.nc")
+    assert sorted(p.name for p in tmp_path.glob("*.nc")) == ["run0.nc", "run2.nc"]
