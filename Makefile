@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench install
+.PHONY: run test test-slow lint bench install mutation
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -26,3 +26,7 @@ test-slow: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/lj_throughput.py --json bench/out/lj_throughput.json
+
+# Mutation testing (mutmut) of the core modules; not part of CI (slow). See README "Mutation testing".
+mutation: $(STAMP)
+	$(BIN)/python bench/mutation.py --json bench/out/mutation.json

@@ -1,0 +1,358 @@
+"""Mutation testing (issue 14 §2): mutmut 3 over the core modules, one module at a time, each with a fast
+targeted test selection; writes killed / survived / timeout / score per module to ``bench/out/mutation.json``
+with every surviving mutant (file:line and diff).
+
+    make mutation                                   # every module below, 1 worker
+    python bench/mutation.py --modules tasks/select.py flows/store.py --workers 2
+    python bench/mutation.py --modules tasks/select.py --resume --rerun-survivors   # after adding a test
+
+Each module runs in its own scratch copy ``.mutation/<module>/`` (a snapshot of hmc_core/, tasks/, flows/,
+tests/ and pyproject.toml, plus a ``setup.cfg`` holding that module's ``[mutmut]`` settings); mutmut writes
+its ``mutants/`` tree there. Nothing in the working tree is modified. ``--resume`` keeps a module's scratch
+copy (mutmut then re-tests only functions whose code changed); ``--rerun-survivors`` re-tests the
+survivors recorded there (say after adding a test; the tests are re-copied first).
+
+Score = (killed + timeout) / (all tested mutants), where a mutant no selected test reaches ("no tests")
+counts as a survivor. Mutants judged equivalent (no behaviour change possible) are listed in
+``EQUIVALENT`` with the reason; they are reported but still count as survivors in ``score``;
+``score_excluding_equivalent`` leaves them out. Not part of CI: it takes tens of minutes per module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRATCH = ROOT / ".mutation"
+SHARED_DATA = Path(os.environ.get("PESFLOW_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SOURCE_PACKAGES = ("hmc_core", "tasks", "flows")
+
+# module (file or package folder) -> the tests that exercise it quickly.
+MODULES: dict[str, list[str]] = {
+    "tasks/select.py": ["tests/test_select.py", "tests/test_campaign_core.py", "tests/test_mutation_select.py"],
+    "flows/store.py": ["tests/test_store.py", "tests/test_mutation_store.py"],
+    "tasks/fit.py": ["tests/test_mtp_fit.py", "tests/test_mutation_fit.py"],
+    "tasks/label.py": ["tests/test_label.py", "tests/test_label_cache.py", "tests/test_mutation_label.py"],
+    "hmc_core/hmc.py": ["tests/test_hmc.py", "tests/test_mutation_hmc.py"],
+    "hmc_core/uncertainty/": ["tests/test_uncertainty.py", "tests/test_select.py",
+                              "tests/test_mutation_uncertainty.py"],
+    "flows/active_learning.py": ["tests/test_campaign_core.py", "tests/test_campaign.py",
+                                 "tests/test_mutation_active_learning.py"],
+}
+BAR = 0.85
+
+# Surviving mutants judged equivalent: mutmut name -> why no test can tell them from the original.
+_RANK_DTYPE = ("rank_of only orders rows and is converted to int64 by ActiveSet.select (_group_index); its values "
+               "are exact small integers, so a float64 array gives the same selection")
+_ROW_ORDER = ("argsort over configuration ranks: only the order of the rows *within* one configuration can change "
+              "(quicksort is not stable); greedy MaxVol takes the first of exactly equal |c| values, so the result "
+              "differs only for bit-identical rows of one configuration, which then give the same choice")
+_USED = ("indices=None makes TrainingData / error_report use usable_configurations(labels), which is exactly `used`")
+_ZIP = "zip(used, n): n = n_atoms[used] always has len(used) entries, so strict= never matters"
+_STABLE = "numpy reads sort kinds case-insensitively: 'STABLE' is 'stable'"
+_ONE_PART = ("concatenating a single dataset gives the same rows; only its object-text variables come back as numpy "
+             "unicode, which netCDF (labels.nc) stores identically")
+_TEXT_COLUMN = ("a text metric column as numpy unicode instead of object: metrics.nc holds the same strings and reads "
+                "back the same")
+EQUIVALENT: dict[str, str] = {
+    "tasks.select.x_select_candidates__mutmut_72": _RANK_DTYPE,
+    "tasks.select.x_select_candidates__mutmut_74": _RANK_DTYPE,
+    "tasks.select.x_select_candidates__mutmut_79": _ROW_ORDER,
+    "tasks.select.x_select_candidates__mutmut_81": _ROW_ORDER,
+    "tasks.select.x_select_candidates__mutmut_83": _STABLE,
+    "tasks.select.x_select_candidates__mutmut_46": "numpy stores None in a bool array as False",
+    "tasks.select.x_select_candidates__mutmut_270": "float('NAN') is float('nan')",
+    "tasks.select.x_select_candidates__mutmut_196": "1e+300 and 1e300 are the same float literal",
+    "tasks.select.x_run_select__mutmut_4": ("SeedSequence.generate_state(2)[0] == generate_state(1)[0] (the words are "
+                                           "a prefix of one stream)"),
+    "flows.store.x__aligned__mutmut_45": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXiufXX'` is "
+                                         "`in 'iuf'`"),
+    "flows.store.xǁCampaignStoreǁadd_labels__mutmut_46": _ONE_PART,
+    "flows.store.xǁCampaignStoreǁadd_labels__mutmut_49": _ONE_PART,
+    "flows.store.xǁCampaignStoreǁadd_labels__mutmut_60": _STABLE,
+    "flows.store.xǁCampaignStoreǁrecord_metrics__mutmut_27": _TEXT_COLUMN,
+    "flows.store.xǁCampaignStoreǁrecord_metrics__mutmut_29": _TEXT_COLUMN,
+    "flows.store.xǁCampaignStoreǁrecord_metrics__mutmut_41": ("np.array([None, 1.0], dtype=float) already stores "
+                                                             "None as NaN"),
+    "tasks.fit.x_fit_potential__mutmut_80": _USED,
+    "tasks.fit.x_fit_potential__mutmut_83": _USED,
+    "tasks.fit.x_fit_potential__mutmut_146": _USED,
+    "tasks.fit.x_fit_potential__mutmut_149": _USED,
+    "tasks.fit.x_fit_potential__mutmut_23": _ZIP,
+    "tasks.fit.x_fit_potential__mutmut_26": _ZIP,
+    "tasks.fit.x_fit_potential__mutmut_27": _ZIP,
+    "tasks.fit.x_run_fit__mutmut_34": "build_active_set's default mode is 'atom'",
+    "tasks.fit.x_run_fit__mutmut_4": ("SeedSequence.generate_state(2)[0] == generate_state(1)[0] (the words are a "
+                                     "prefix of one stream)"),
+    "flows.store.xǁCampaignStoreǁ__init____mutmut_3": "CampaignStore._lock_fh is never read ('' vs None)",
+    "flows.store.x__aligned__mutmut_3": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXOSUXX'` is "
+                                        "`in 'OSU'`"),
+    "flows.store.x__aligned__mutmut_31": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXiuXX'` is "
+                                         "`in 'iu'`"),
+}
+
+STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
+                       35: "suspicious", 36: "timeout", 37: "caught by type check", -24: "timeout", 24: "timeout",
+                       152: "timeout", 255: "timeout", -11: "segfault", -9: "segfault", None: "not checked"}
+
+
+def mutmut_executable() -> str:
+    """The mutmut command beside this Python; a loud failure when it is not installed."""
+    exe = Path(sys.executable).parent / "mutmut"
+    if exe.exists():
+        return str(exe)
+    found = shutil.which("mutmut")
+    if found:
+        return found
+    sys.exit("bench/mutation.py: mutmut is not installed. Install it with "
+             "`.venv/bin/pip install -e '.[mutation]'` (or `.venv/bin/pip install 'mutmut>=3.8'`).")
+
+
+def slug(module: str) -> str:
+    return module.rstrip("/").removesuffix(".py").replace("/", ".")
+
+
+def only_mutate_glob(module: str) -> str:
+    return module + "*" if module.endswith("/") else module
+
+
+def prepare(module: str, tests: list[str], workdir: Path, resume: bool) -> None:
+    """Snapshot the sources and tests into ``workdir`` and write its setup.cfg for ``module``."""
+    if workdir.exists() and not resume:
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for pkg in SOURCE_PACKAGES:
+        if not (workdir / pkg).exists():
+            shutil.copytree(ROOT / pkg, workdir / pkg, ignore=ignore)
+    if (workdir / "tests").exists():
+        shutil.rmtree(workdir / "tests")
+    shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
+    shutil.copy2(ROOT / "pyproject.toml", workdir / "pyproject.toml")
+    if (workdir / "mutants" / "tests").exists():  # mutmut copies tests/ only once: refresh them for --resume
+        shutil.rmtree(workdir / "mutants" / "tests")
+        shutil.copytree(ROOT / "tests", workdir / "mutants" / "tests", ignore=ignore)
+    present = [t for t in tests if (ROOT / t).exists()]
+    cfg = ["[mutmut]",
+           "source_paths =", *(f"    {p}" for p in SOURCE_PACKAGES),
+           "only_mutate =", f"    {only_mutate_glob(module)}",
+           "pytest_add_cli_args_test_selection =", *(f"    {t}" for t in present),
+           "pytest_add_cli_args =", "    -p", "    no:cacheprovider", "    -p", "    no:xdist",
+           "use_git_change_detection = false",
+           ""]
+    (workdir / "setup.cfg").write_text("\n".join(cfg))
+
+
+def load_results(workdir: Path, module: str) -> dict[str, str]:
+    """mutant name -> status, from mutmut's ``mutants/**/*.py.meta`` files of ``module``."""
+    statuses: dict[str, str] = {}
+    base = workdir / "mutants"
+    metas = [base / (module + ".meta")] if module.endswith(".py") else sorted((base / module).rglob("*.py.meta"))
+    for meta in metas:
+        if not meta.exists():
+            continue
+        for name, code in json.loads(meta.read_text())["exit_code_by_key"].items():
+            statuses[name] = STATUS_BY_EXIT_CODE.get(code, "suspicious")
+    return statuses
+
+
+_DIFF_SCRIPT = """
+import json, sys
+from mutmut.mutation.diff_apply import get_diff_for_mutant
+out = {}
+for name, path in json.loads(sys.stdin.read()):
+    try:
+        out[name] = get_diff_for_mutant(name, path=path)
+    except Exception as err:  # a mutant whose code cannot be read back: report, do not stop
+        out[name] = f"(no diff: {err!r})"
+print(json.dumps(out))
+"""
+
+
+def merged_results(workdir: Path, module: str) -> dict[str, str]:
+    """:func:`load_results`, where a mutant mutmut left "not checked" (it resets cached results when it finds new
+    tests, and ``--rerun-survivors`` re-tests only the survivors) keeps its last recorded status; the merged
+    statuses are saved in ``<workdir>/statuses.json``. Adding tests never revives a killed mutant."""
+    statuses = load_results(workdir, module)
+    saved_path = workdir / "statuses.json"
+    saved = json.loads(saved_path.read_text()) if saved_path.exists() else {}
+    for name, status in statuses.items():
+        if status == "not checked" and name in saved:
+            statuses[name] = saved[name]
+    saved_path.write_text(json.dumps(statuses, indent=0, ensure_ascii=False))
+    return statuses
+
+
+def mutant_diffs(workdir: Path, names: list[str]) -> dict[str, str]:
+    """mutmut's diff (relative to the mutated function) of each mutant, read in one process."""
+    if not names:
+        return {}
+    todo = [(n, str(mutant_source(workdir, n)[0])) for n in names]
+    python = Path(sys.executable)
+    out = subprocess.run([str(python), "-c", _DIFF_SCRIPT], cwd=workdir, input=json.dumps(todo), text=True,
+                         capture_output=True, check=False)
+    try:
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        return {n: f"(no diff: {out.stderr.strip()[-300:]})" for n in names}
+
+
+def function_lines(path: Path) -> dict[str, int]:
+    """qualified function name ("f", "Class.method") -> first line (decorators included) in ``path``."""
+    tree = ast.parse(path.read_text())
+    found: dict[str, int] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                first = min([child.lineno, *(d.lineno for d in child.decorator_list)])
+                found.setdefault(prefix + child.name, first)
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".")
+
+    visit(tree, "")
+    return found
+
+
+def mutant_source(workdir: Path, name: str) -> tuple[Path, str]:
+    """(source file relative to the scratch copy, qualified function name) of mutmut mutant ``name``."""
+    dotted, _, _ = name.rpartition("__mutmut_")
+    parts = dotted.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        rel = Path(*parts[:cut]).with_suffix(".py")
+        if not (workdir / rel).exists():
+            rel = Path(*parts[:cut]) / "__init__.py"
+        if (workdir / rel).exists():
+            func = ".".join(parts[cut:]).replace("xǁ", "").replace("ǁ", ".").removeprefix("x_")
+            return rel, func
+    return Path(name), ""
+
+
+def mutant_location(workdir: Path, name: str, diff: str) -> str:
+    """``file:line`` of the first changed line of mutant ``name`` (mutmut's diff is relative to the function)."""
+    rel, func = mutant_source(workdir, name)
+    if not (workdir / rel).exists():
+        return name
+    start = function_lines(workdir / rel).get(func)
+    if start is None:
+        return str(rel)
+    offset = 0
+    for line in diff.splitlines():
+        m = re.match(r"@@ -(\d+)", line)
+        if m:
+            offset = int(m.group(1)) - 1
+            continue
+        if line.startswith(("---", "+++")):
+            continue
+        if line.startswith("-"):
+            return f"{rel}:{start + offset}"
+        if line.startswith(" "):
+            offset += 1
+    return f"{rel}:{start}"
+
+
+def _natural(name: str) -> tuple[str, int]:
+    head, _, number = name.rpartition("__mutmut_")
+    return head, int(number) if number.isdigit() else 0
+
+
+def summarise(workdir: Path, module: str, seconds: float | None) -> dict:
+    statuses = merged_results(workdir, module)
+    count = {s: sum(1 for v in statuses.values() if v == s) for s in set(statuses.values())}
+    killed, timeout = count.get("killed", 0), count.get("timeout", 0)
+    survived, no_tests = count.get("survived", 0), count.get("no tests", 0)
+    other = sum(v for k, v in count.items() if k not in ("killed", "timeout", "survived", "no tests", "skipped",
+                                                           "not checked"))
+    tested = killed + timeout + survived + no_tests + other
+    survivors = []
+    diffs = mutant_diffs(workdir, [n for n, st in statuses.items() if st in ("survived", "no tests")])
+    for name, status in sorted(statuses.items(), key=lambda kv: _natural(kv[0])):
+        if status in ("survived", "no tests"):
+            diff = diffs.get(name, "")
+            survivors.append({"mutant": name, "status": status, "where": mutant_location(workdir, name, diff),
+                              "diff": diff, "equivalent": EQUIVALENT.get(name)})
+    n_equiv = sum(1 for s in survivors if s["equivalent"])
+    score = (killed + timeout) / tested if tested else None
+    score_eq = (killed + timeout) / (tested - n_equiv) if tested - n_equiv > 0 else None
+    return {"killed": killed, "survived": survived, "no_tests": no_tests, "timeout": timeout, "other": other,
+            "not_checked": count.get("not checked", 0), "total": len(statuses),
+            "score": None if score is None else round(score, 4),
+            "score_excluding_equivalent": None if score_eq is None else round(score_eq, 4),
+            "meets_bar": score_eq is not None and score_eq >= BAR, "equivalent": n_equiv,
+            "tests": MODULES[module], "seconds": None if seconds is None else round(seconds, 1),
+            "survivors": survivors}
+
+
+def run_module(module: str, args: argparse.Namespace, mutmut: str) -> dict:
+    workdir = SCRATCH / slug(module)
+    prepare(module, MODULES[module], workdir, resume=args.resume or args.report_only)
+    env = dict(os.environ, PESFLOW_SHARED_DATA=str(SHARED_DATA), OMP_NUM_THREADS="1", NUMBA_NUM_THREADS="1",
+               OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
+    seconds = None
+    if not args.report_only:
+        cmd = [mutmut, "run", "--max-children", str(args.workers)]
+        if args.rerun_survivors:
+            names = [n for n, s in merged_results(workdir, module).items() if s in ("survived", "no tests")]
+            if not names:
+                print(f"[{module}] no survivors to re-run")
+                return summarise(workdir, module, None)
+            cmd += names
+        log = workdir / "mutmut-run.log"
+        print(f"[{module}] {' '.join(cmd[:5])} in {workdir.relative_to(ROOT)} (progress: {log.relative_to(ROOT)})",
+              flush=True)
+        t0 = time.perf_counter()
+        with open(log, "w") as fh:
+            out = subprocess.run(cmd, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+        seconds = time.perf_counter() - t0
+        if out.returncode != 0:
+            tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
+            print(f"[{module}] mutmut exited with {out.returncode}; end of {log}:", *tail, sep="\n", file=sys.stderr)
+    result = summarise(workdir, module, seconds)
+    print(f"[{module}] killed {result['killed']} timeout {result['timeout']} survived {result['survived']} "
+          f"no-tests {result['no_tests']} score {result['score']}", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--modules", nargs="+", default=list(MODULES), choices=list(MODULES), metavar="MODULE",
+                   help=f"modules to mutate (default: all of {', '.join(MODULES)})")
+    p.add_argument("--workers", type=int, default=1, help="mutmut --max-children (default 1)")
+    p.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "mutation.json")
+    p.add_argument("--resume", action="store_true", help="keep each module's scratch copy and mutmut's results")
+    p.add_argument("--rerun-survivors", action="store_true",
+                   help="re-test the survivors recorded in the scratch copy (implies --resume)")
+    p.add_argument("--report-only", action="store_true", help="only re-read the recorded results into the JSON")
+    args = p.parse_args(argv)
+    args.resume = args.resume or args.rerun_survivors
+    mutmut = mutmut_executable()
+    report = json.loads(args.json.read_text()) if args.json.exists() else {}
+    report.setdefault("modules", {})
+    report["tool"] = "mutmut " + subprocess.run(
+        [str(Path(mutmut).parent / "python") if (Path(mutmut).parent / "python").exists() else sys.executable,
+         "-c", "import importlib.metadata as m; print(m.version('mutmut'))"],
+        capture_output=True, text=True, check=False).stdout.strip()
+    report["bar"] = BAR
+    for module in args.modules:
+        report["modules"][module] = run_module(module, args, mutmut)
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    print(f"written to {args.json}")
+    failing = [m for m in args.modules if not report["modules"][m]["meets_bar"]]
+    if failing:
+        print("below the bar of", BAR, ":", ", ".join(f"{m} ({report['modules'][m]['score']})" for m in failing))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
