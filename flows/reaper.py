@@ -65,9 +65,9 @@ def descendants(root: int) -> dict[int, int]:
 
 def watch(parent: int, parent_ticks: int) -> list[int]:
     """Run until ``parent`` is gone, then end its last seen descendants; returns the pids that were signalled."""
-    me, seen = os.getpid(), {}
+    seen = {}
     while alive(parent, parent_ticks):
-        seen = {p: t for p, t in descendants(parent).items() if p != me}
+        seen = descendants(parent)
         time.sleep(POLL_S)
     hit = [p for p, t in seen.items() if alive(p, t)]
     for pid in hit:
@@ -84,14 +84,14 @@ def watch(parent: int, parent_ticks: int) -> list[int]:
 
 
 def watch_this_process() -> None:
-    """Start this process's watchdog (once per process; no-op off Linux)."""
+    """Start this process's watchdog (once per process; no-op off Linux). It is started through a shell that
+    exits at once, so it is no child of this process (nothing to reap, nothing left running at exit)."""
     global _started
     if _started == os.getpid() or not sys.platform.startswith("linux"):
         return
     me = os.getpid()
-    subprocess.Popen([sys.executable, "-m", "flows.reaper", str(me), str(start_ticks(me))],
-                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                     start_new_session=True)
+    subprocess.run(["/bin/sh", "-c", '"$0" -m flows.reaper "$1" "$2" </dev/null >/dev/null 2>&1 &',
+                    sys.executable, str(me), str(start_ticks(me))], check=True, start_new_session=True)
     _started = me
 
 
