@@ -23,8 +23,8 @@ it must answer within ``PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS`` or th
 
 Worker processes that libraries start (label workers, Dask) are ended by :mod:`flows.reaper`. Cost, measured
 with ``bench/server_startup.py`` (2-core machine, load average 9-15): a command running one trivial flow took
-30 s (median of 5) with its own server against 43 s with Prefect's temporary server; creating the database on a
-first start costs ~20 s more in both modes.
+30 s (median of 5) with its own server against 43 s with Prefect's temporary server; the first command, which
+creates the database, took 65 s against 49 s (once per Prefect home).
 """
 
 from __future__ import annotations
