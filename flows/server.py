@@ -55,6 +55,7 @@ ENVIRONMENT_DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry (offline machines log errors otherwise)
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",  # any temporary server still started is waited for
     "OMP_WAIT_POLICY": "PASSIVE",  # PySCF's OpenMP threads sleep instead of spinning (2-3x faster when busy)
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "tasks,hmc_core",  # stage functions log with `logging`; runs show it
 }
 START_TIMEOUT_VARIABLE = "PESFLOW_SERVER_START_TIMEOUT"
 DEFAULT_START_TIMEOUT_S = 600.0

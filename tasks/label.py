@@ -58,7 +58,7 @@ from hmc_core.configurations import (
     validate,
     write_netcdf,
 )
-from hmc_core.neighbors import NeighborList
+from hmc_core.neighbors import closest_pair
 from tasks.label_cache import LabelCache, LabelQuestion, labeler_identity
 from tasks.label_settings import LabelSettings
 from tasks.label_worker import LabelJob, LabelOutcome, init_worker, run_in_worker, run_job
@@ -77,20 +77,6 @@ def _pyscf():
     from tasks import pyscf_adapter
 
     return pyscf_adapter
-
-
-def _closest_pair(positions: np.ndarray, cell: np.ndarray, pbc: np.ndarray, cutoff: float):
-    """(i, j, distance Å) of the closest pair (periodic images included) if closer than ``cutoff``, else None."""
-    if len(positions) < 2 and not pbc.any():
-        return None
-    nlist = NeighborList(cutoff, skin=0.0, full=False)
-    wrapped = nlist.build(positions.copy(), cell, pbc)
-    i, j, shift = nlist.pairs()
-    if len(i) == 0:
-        return None
-    d = np.linalg.norm(wrapped[j] - wrapped[i] + shift, axis=1)
-    k = int(np.argmin(d))
-    return (int(i[k]), int(j[k]), float(d[k])) if d[k] < cutoff else None
 
 
 def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
@@ -127,7 +113,7 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
             if abs(np.linalg.det(cell)) < 1e-6:
                 raise LabelInputError(f"{where} is periodic but its cell has zero volume; give the lattice vectors")
             periodic_species.update(int(z) for z in species)
-        pair = _closest_pair(pos, cell, pbc, settings.min_distance)  # before the spin check: a duplicated
+        pair = closest_pair(pos, cell, pbc, settings.min_distance)  # before the spin check: a duplicated
         if pair is not None:                                           # atom also changes the electron count
             i, j, d = pair
             if d < 0.1:
