@@ -384,6 +384,8 @@ class Campaign:
 
     # -- reporting ------------------------------------------------------------------------------------------
     def publish(self, it: int, row: dict, metrics: xr.Dataset) -> None:
+        from flows.artifacts import publish_plots
+
         cfg = self.config
         create_table_artifact(metrics_table(metrics), key=artifact_key(cfg.name, "metrics"),
                               description=f"campaign {cfg.name}: metrics per iteration")
@@ -391,6 +393,10 @@ class Campaign:
                                                     cfg.selection.break_threshold),
                                  key=artifact_key(cfg.name, "iteration"),
                                  description=f"campaign {cfg.name}: iteration {it}")
+        try:
+            publish_plots(self.store, cfg.name, it)
+        except Exception as exc:  # a plot must never stop a campaign; the files are complete without it
+            self.log.warning("iteration %d: plots for the UI not published (%s: %s)", it, type(exc).__name__, exc)
         if self.progress_id is not None:
             total = cfg.stopping.max_iterations + 1
             update_progress_artifact(self.progress_id, min(100.0, 100.0 * (it + 1) / total))
