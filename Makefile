@@ -22,7 +22,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2
 
 test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -n 2
+	$(BIN)/python -m pytest -m slow -n 2 --durations=30
 
 bench: $(STAMP)
 	$(BIN)/python bench/lj_throughput.py --json bench/out/lj_throughput.json
