@@ -286,7 +286,7 @@ class CampaignStore:
             elif "eV_per_A" in k:
                 ds[k].attrs["units"] = "eV/Å"
         ds.attrs["schema"] = "pesflow.campaign_metrics/1"
-        write_netcdf(ds, self.metrics_path)
+        write_netcdf(netcdf_safe(ds), self.metrics_path)
         return ds
 
 
@@ -304,8 +304,11 @@ def _safe_attrs(attrs: dict) -> dict:
 
 
 def netcdf_safe(ds: xr.Dataset) -> xr.Dataset:
-    """A copy whose attributes netCDF can store (None dropped, booleans as 0/1, nested values as JSON text)."""
-    ds = ds.copy()
+    """A copy whose attributes netCDF can store (None dropped, booleans as 0/1, nested values as JSON text), with
+    a ``units`` attribute on every variable (:func:`flows.netcdf_units.annotate_units`)."""
+    from flows.netcdf_units import annotate_units
+
+    ds = annotate_units(ds.copy(), strict=False)
     ds.attrs = _safe_attrs(ds.attrs)
     for name in ds.variables:
         ds[name].attrs = _safe_attrs(ds[name].attrs)

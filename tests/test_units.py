@@ -38,8 +38,6 @@ def test_catalogue_covers_every_campaign_variable(campaign, name):
         assert missing_units(annotate_units(ds)) == []
 
 
-@pytest.mark.xfail(strict=True, reason="flows/store.py does not call flows.netcdf_units.annotate_units yet "
-                                       "(owner: the lead); remove this mark when it does")
 @pytest.mark.parametrize("name", CAMPAIGN_FILES)
 def test_campaign_files_carry_units(campaign, name):
     with xr.open_dataset(campaign / name) as ds:
