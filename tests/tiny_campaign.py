@@ -4,6 +4,7 @@ artifacts). About 50 s on 2 cores, most of it the Prefect server start."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -15,12 +16,22 @@ BIN = Path(sys.executable).parent
 
 
 def tiny_campaign(tmp_path_factory, name: str = "tiny") -> Path:
-    """The directory of a finished tiny campaign (1 label round, 2 iterations), made on first use."""
-    root = tmp_path_factory.getbasetemp() / f"shared-campaign-{name}"
+    """The directory of a finished tiny campaign (1 label round, 2 iterations), made on first use; pytest-xdist
+    workers share it (the first makes it under a lock, the others wait)."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # the session's folder, common to all workers
+    root = base / f"shared-campaign-{name}"
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _make(root, name)
+
+
+def _make(root: Path, name: str) -> Path:
     directory = root / "campaign"
     if (directory / "DONE.json").exists():
         return directory
-    root.mkdir(parents=True, exist_ok=True)
     cfg = root / f"{name}.toml"
     cfg.write_text(TINY.format(name=name, iterations=1, executor="default", workers=1))
     env = {**os.environ, "PESFLOW_HOME": str(root / "home")}
