@@ -105,8 +105,8 @@ def temper(
                   f"{int(trips.sum())} in all, {int(np.count_nonzero(trips))} of {len(trips)} replicas made one")
     reference = (f" (LJ{n_atoms} global minimum {GLOBAL_MINIMA[n_atoms]:.3f} ε, {GLOBAL_MINIMA_SOURCE})"
                  if n_atoms in GLOBAL_MINIMA else "")
-    console.print(f"lowest sampled potential energy {u_min:.3f} ε{reference}; force evaluations "
-                  f"{result.force_evaluations}, wall time {wall:.1f} s")
+    console.print(f"lowest sampled potential energy {u_min:.3f} ε (at T > 0, not quenched){reference}; "
+                  f"force evaluations {result.force_evaluations}, wall time {wall:.1f} s")
     if verdict.equilibrated:
         console.print(f"[green]{verdict.text}[/]")
     else:
