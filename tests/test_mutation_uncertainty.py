@@ -394,7 +394,8 @@ def test_basis_function_and_rows():
         def __call__(self, *args):
             raise AssertionError("an MTP is not called directly")
 
-    assert basis_function(FakeMTP()) is not FakeMTP
+    fake = FakeMTP()  # callable, but an MTP-like model (it has site_basis): its rows come from per_atom_basis
+    assert basis_function(fake) is not fake
     ds = _configs([TRI, TRI * 2])
     r, rc, ra = configuration_rows(_basis, ds)
     assert r.shape == (10, 5) and rc.tolist() == [0] * 5 + [1] * 5 and ra.tolist() == [0, 1, 2, 3, 4] * 2
@@ -468,3 +469,82 @@ def test_grade_monitor_arguments_and_modes():
     got = grade_monitor(_basis, cfg, [6] * 5)(TRI * 3.0)
     assert got == pytest.approx(configuration_grades(_basis, cfg, _configs([TRI * 3.0]))[0])
     assert got == pytest.approx(cfg.grades(_basis(TRI * 3.0, 0, 0, [6] * 5).sum(axis=0))[0])
+
+
+# ------------------------------------------------------------------------------------- second round
+
+
+def test_basis_function_of_an_mtp_uses_cell_pbc_and_species_columns(shared_data):
+    from hmc_core.mtp import per_atom_basis, read_mtp
+
+    mtp = read_mtp(shared_data / "mtp" / "cubic_level10.mtp", species=[18])
+    rows_of = basis_function(mtp)
+    pos = np.array([[0.0, 0.0, 0.0], [3.7, 0.0, 0.0], [0.0, 3.7, 0.0], [1.9, 1.9, 3.5]])
+    cell, pbc, species = np.eye(3) * 7.5, np.array([True, True, True]), np.full(4, 18)
+    got = rows_of(pos, cell, pbc, species)
+    np.testing.assert_array_equal(got, per_atom_basis(mtp, pos, cell, pbc, species, include_species=True))
+    assert not np.allclose(got, per_atom_basis(mtp, pos, np.zeros((3, 3)), np.zeros(3, bool), species,
+                                               include_species=True))  # the cell matters here
+    assert got.shape[1] == per_atom_basis(mtp, pos, cell, pbc, species).shape[1] + 1  # the species column
+
+
+def test_build_and_update_in_config_mode_use_summed_rows():
+    train = _configs([TRI * (1 + 0.1 * k) + 0.05 * k ** 2 for k in range(8)])
+    cfg = build_active_set(_basis, train, mode="config")
+    summed, _, _ = configuration_rows(_basis, train, "config")
+    for slot in np.flatnonzero(cfg.config_id >= 0):
+        np.testing.assert_allclose(cfg.basis[slot], summed[cfg.config_id[slot]])
+    moved = TRI + np.array([3.0, -2.0, 0.5])  # a direction the training sums do not span
+    update_active_set(cfg, _basis, _configs([moved]), [42])
+    slot = cfg.config_id.tolist().index(42)
+    np.testing.assert_allclose(cfg.basis[slot], _basis(moved, 0, 0, [6] * 5).sum(axis=0))
+    # atom mode: swapped-in rows keep their atom index
+    atoms = build_active_set(_basis, _configs([TRI, TRI * 1.5 + 0.2]))
+    update_active_set(atoms, _basis, _configs([TRI * 6.0]), [50])
+    got = [a for c, a in zip(atoms.config_id.tolist(), atoms.atom_index.tolist(), strict=True) if c == 50]
+    assert got and all(0 <= a < 5 for a in got)
+    for slot in np.flatnonzero(atoms.config_id == 50):
+        np.testing.assert_allclose(atoms.basis[slot], _basis(TRI * 6.0, 0, 0, [6] * 5)[atoms.atom_index[slot]])
+
+
+def test_more_argument_forms_and_defaults():
+    assert _ids(4, None, 2)[0].tolist() == [4, 4]
+    e = ActiveSet.empty(2, scale=[0.5, 2.0])
+    np.testing.assert_allclose(np.diag(e.basis), [0.5e-5, 2e-5])
+    empty_rows = ActiveSet.from_basis(np.zeros((0, 3)), [])
+    assert empty_rows.n_placeholders == 3 and empty_rows.n_swaps == 0
+    np.testing.assert_allclose(np.diag(empty_rows.basis), [1e-5] * 3)
+    single = ActiveSet.from_basis([[2.0, 0.5, 0.25]], [7], mode="config", eps=1e-3)
+    placeholders = np.flatnonzero(single.config_id < 0)
+    np.testing.assert_allclose(np.abs(single.basis[placeholders, placeholders]),
+                               1e-3 * np.array([2.0, 0.5, 0.25])[placeholders])
+    grown = ActiveSet.from_basis([[1.0, 0.0], [0.0, 1.0], [1.01, 0.0]], [0, 1, 2], mode="config")
+    assert 2 in grown.config_id.tolist()  # default tol 1e-3: a growth by 1.01 is a swap
+    a = ActiveSet.from_basis(np.eye(3), np.arange(3), mode="config")
+    for call in (lambda: a.select(np.ones((1, 2)), [0], 1, 1), lambda: a.update(np.ones((1, 2)), [0])):
+        with pytest.raises(ValueError, match="basis functions but the active set has 3"):
+            call()
+    two_d = a.select([[5.0, 0, 0], [0, 5.0, 0]], [0, 1], 2, 2, candidates=[[False, True]])
+    assert two_d.chosen.tolist() == [1]
+    x, y = _bayes_data()
+    model = BayesianLinearModel.fit(x, y, 1.0, 1.0)
+    for call in (model.epistemic_std, model.conditioned_on, lambda r: model.greedy_select(r, 1)):
+        with pytest.raises(ValueError, match=r"rows must have shape \(n, 3\)"):
+            call(np.ones((1, 2)))
+    ints = BayesianLinearModel.fit(np.array([[1, 2, 3], [2, 1, 0], [0, 1, 1], [3, 0, 2]]), [1, 2, 3, 4], 1.0, 1.0)
+    assert ints.coef.dtype == np.float64 and ints.covariance.dtype == np.float64
+
+
+def test_column_vectors_are_flattened():
+    x, y = _bayes_data()
+    np.testing.assert_allclose(BayesianLinearModel.fit(x, y[:, None], 1.0, 1.0).coef,
+                               BayesianLinearModel.fit(x, y, 1.0, 1.0).coef)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((12, 2))
+    b = a @ [1.0, -1.0]
+    g = np.repeat(np.arange(4), 3)
+    np.testing.assert_array_equal(Committee.fit(a, b[:, None], g[:, None], n_members=2).coefficients,
+                                  Committee.fit(a, b, g, n_members=2).coefficients)
+    active = build_active_set(_basis, _configs([TRI, TRI * 1.5 + 0.2]))
+    assert update_active_set(active, _basis, _configs([TRI * 6.0, TRI * 7.0]), [[60], [61]]) > 0
+    assert set(active.config_id.tolist()) & {60, 61}
