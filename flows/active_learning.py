@@ -124,6 +124,7 @@ def active_learning(config_path: str | None = None, directory: str | None = None
     with store.locked():
         store.initialize(config.to_toml())
         store.remove_stale_temporaries()
+        store.provenance = {"campaign_seed": config.seed, "campaign_config": store.config_path.read_text()}
         campaign = Campaign(config, store)
         summary = campaign.run()
     summary["this_run_s"] = dict(campaign.spent)

@@ -173,7 +173,9 @@ def sample(
     except ConfigurationError as exc:
         raise UserError(str(exc)) from exc
     wall = time.perf_counter() - t0
-    write_netcdf(result, out)
+    from flows.netcdf_units import annotate_units
+
+    write_netcdf(annotate_units(result, strict=False), out)
     table = Table(title=f"HMC samples → {out}")
     for col in ("T", "⟨U⟩/N", "acceptance", "dt (final)", "force evals"):
         table.add_column(col)

@@ -80,9 +80,12 @@ def _jsonable(obj):
 class CampaignStore:
     """Read and write one campaign directory (see the module docstring for the layout)."""
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, provenance: dict | None = None):
+        """root: the campaign directory; provenance: attributes stamped on every dataset written (the campaign
+        passes its seed and configuration, so each file says how it was made)."""
         self.root = Path(root).expanduser().resolve()
         self._lock_fh = None
+        self.provenance = dict(provenance or {})
 
     # ---- paths -------------------------------------------------------------------------------------------
     @property
@@ -173,7 +176,14 @@ class CampaignStore:
 
     # ---- datasets and JSON -------------------------------------------------------------------------------
     def write_dataset(self, name: str, ds: xr.Dataset, iteration: int | None = None) -> Path:
-        return write_netcdf(netcdf_safe(ds), self.path(name, iteration))
+        return write_netcdf(netcdf_safe(self._stamped(ds)), self.path(name, iteration))
+
+    def _stamped(self, ds: xr.Dataset) -> xr.Dataset:
+        if not self.provenance:
+            return ds
+        ds = ds.copy()
+        ds.attrs = {**ds.attrs, **self.provenance}
+        return ds
 
     def read_dataset(self, name: str, iteration: int | None = None) -> xr.Dataset:
         return read_netcdf(self.path(name, iteration))
@@ -246,7 +256,7 @@ class CampaignStore:
         merged = concat(_aligned(parts)) if len(parts) > 1 else parts[0]
         order = np.argsort(merged["iteration"].values, kind="stable")  # rows in iteration order, always
         merged = merged.isel(config=order)
-        write_netcdf(netcdf_safe(merged), self.labels_path)
+        write_netcdf(netcdf_safe(self._stamped(merged)), self.labels_path)
         return merged
 
     # ---- metrics -----------------------------------------------------------------------------------------
@@ -286,7 +296,7 @@ class CampaignStore:
             elif "eV_per_A" in k:
                 ds[k].attrs["units"] = "eV/Å"
         ds.attrs["schema"] = "pesflow.campaign_metrics/1"
-        write_netcdf(netcdf_safe(ds), self.metrics_path)
+        write_netcdf(netcdf_safe(self._stamped(ds)), self.metrics_path)
         return ds
 
 

@@ -103,6 +103,11 @@ def test_two_iteration_campaign_end_to_end(harness, tmp_path):
     np.testing.assert_array_equal(final.moment_coeffs, pots[2].moment_coeffs)
     assert store.read_json("final.json")["fit_report"]["n_configs_used"] == ok.sum()
 
+    # every file says how it was made: the campaign's seed and configuration, units on every variable
+    for ds in (m, labels, store.read_dataset("samples.nc", 0), store.read_dataset("candidates.nc", 0)):
+        assert ds.attrs["campaign_seed"] == 3 and "[hmc]" in ds.attrs["campaign_config"]
+        assert all("units" in ds[v].attrs for v in ds.data_vars)
+
     # exploration: samples with grades, HMC traces; selection: grades above the threshold
     samples = store.read_dataset("samples.nc", 0)
     assert samples.sizes["config"] > 0 and np.isfinite(samples["grade"].values).any()

@@ -63,6 +63,7 @@ def _labels(directory):
     import json
 
     ds = xr.open_dataset(directory / "labels.nc").load()
+    ds.attrs.pop("campaign_config", None)  # the worker count is part of the file's text
     if "label_settings" in ds.attrs:
         settings = json.loads(ds.attrs["label_settings"])
         for key in ("n_workers", "threads_per_worker"):
@@ -73,6 +74,7 @@ def _labels(directory):
 
 def _metrics(directory):
     ds = xr.open_dataset(directory / "metrics.nc").load()
+    ds.attrs.pop("campaign_config", None)
     return ds.drop_vars([v for v in ds.data_vars if v.endswith("_s")])
 
 
