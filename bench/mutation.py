@@ -80,6 +80,16 @@ _RESHAPE = "numpy ≥ 2 takes any negative size in reshape as the one unknown di
 _NONE_BOOL = "numpy stores None in a bool array as False"
 _SQUARE = ("shape[1] instead of shape[0]: equal for a square basis, and a non-square one fails the square check "
            "either way")
+_THREADS = ("chains in threads or in a loop give bit-identical results (independent spawned seeds; "
+            "tests/test_hmc.py checks it), so n_workers and the threading condition cannot be observed")
+_SKIN = ("the neighbour-list skin only sets how often the list is rebuilt; energies and forces are the same (up to "
+         "summation order; the harmonic wells of the tests use no list)")
+_ERRSTATE = "np.errstate(all=None) leaves the default ('warn'): only whether overflow warnings are printed changes"
+_UNIFORM_TIE = "`u <= p` instead of `u < p` differs only when the uniform draw equals accept_prob exactly"
+_PERSIST0 = "with persistence a = 0 the partial refresh a·p + √(1 − a²)·ξ is ξ: both branches give the same momenta"
+_REC_NAN = "the per-sample arrays start as NaN and the loop breaks, so entries after the stop are NaN already"
+_INV_MASS = "1.0 / m is float64 whatever the dtype of the masses"
+_TEMPS = "temps are Python floats already (float(t) in run_chains)"
 _STABLE = "numpy reads sort kinds case-insensitively: 'STABLE' is 'stable'"
 _ONE_PART = ("concatenating a single dataset gives the same rows; only its object-text variables come back as numpy "
              "unicode, which netCDF (labels.nc) stores identically")
@@ -138,6 +148,26 @@ EQUIVALENT: dict[str, str] = {
     "hmc_core.uncertainty.grade.x_update_active_set__mutmut_16": _RESHAPE,
     "hmc_core.uncertainty.maxvol.x__group_index__mutmut_8": _RESHAPE,
     "hmc_core.uncertainty.maxvol.x__ids__mutmut_8": _RESHAPE,
+    "hmc_core.hmc.x_run_chains__mutmut_2": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_88": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_89": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_90": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_91": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_92": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_93": _THREADS,
+    "hmc_core.hmc.x_run_chains__mutmut_64": _SKIN,
+    "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_104": "float('INF') is float('inf')",
+    "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_58": _ERRSTATE,
+    "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_107": _UNIFORM_TIE,
+    "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_45": "rng.uniform(-1.0) has the default high=1.0: the same draw",
+    "hmc_core.hmc.xǁHMCSamplerǁrefresh_momenta__mutmut_8": _PERSIST0,
+    "hmc_core.hmc.x_run_chain__mutmut_97": _REC_NAN,
+    "hmc_core.hmc.x_run_chain__mutmut_98": _REC_NAN,
+    "hmc_core.hmc.x_run_chain__mutmut_99": _REC_NAN,
+    "hmc_core.hmc.x_expand_inverse_mass__mutmut_3": _INV_MASS,
+    "hmc_core.hmc.x_expand_inverse_mass__mutmut_5": _INV_MASS,
+    "hmc_core.hmc.x_chains_to_dataset__mutmut_144": _TEMPS,
+    "hmc_core.hmc.x_chains_to_dataset__mutmut_146": _TEMPS,
     "flows.store.xǁCampaignStoreǁ__init____mutmut_3": "CampaignStore._lock_fh is never read ('' vs None)",
     "flows.store.x__aligned__mutmut_3": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXOSUXX'` is "
                                         "`in 'OSU'`"),
