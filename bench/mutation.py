@@ -80,6 +80,9 @@ _RESHAPE = "numpy ≥ 2 takes any negative size in reshape as the one unknown di
 _NONE_BOOL = "numpy stores None in a bool array as False"
 _SQUARE = ("shape[1] instead of shape[0]: equal for a square basis, and a non-square one fails the square check "
            "either way")
+_NO_DRAW = ("without jitter rng.integers(n, n + 1) returns n without drawing from the stream, so `>= 0` gives the "
+            "same steps and the same random numbers")
+_INIT_FLOAT = "HMCSampler.init converts the start positions to float64 again"
 _THREADS = ("chains in threads or in a loop give bit-identical results (independent spawned seeds; "
             "tests/test_hmc.py checks it), so n_workers and the threading condition cannot be observed")
 _SKIN = ("the neighbour-list skin only sets how often the list is rebuilt; energies and forces are the same (up to "
@@ -156,6 +159,9 @@ EQUIVALENT: dict[str, str] = {
     "hmc_core.hmc.x_run_chains__mutmut_92": _THREADS,
     "hmc_core.hmc.x_run_chains__mutmut_93": _THREADS,
     "hmc_core.hmc.x_run_chains__mutmut_64": _SKIN,
+    "hmc_core.hmc.x_run_chains__mutmut_5": _INIT_FLOAT,
+    "hmc_core.hmc.x_run_chains__mutmut_7": _INIT_FLOAT,
+    "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_5": _NO_DRAW,
     "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_104": "float('INF') is float('inf')",
     "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_58": _ERRSTATE,
     "hmc_core.hmc.xǁHMCSamplerǁstep__mutmut_107": _UNIFORM_TIE,

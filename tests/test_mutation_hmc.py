@@ -453,3 +453,17 @@ def test_dataset_per_chain_dims():
     for name in ("temperature", "acceptance_rate", "final_dt", "force_evaluations", "stopped_early"):
         assert ds[name].dims == ("chain",), name
     assert ds["temperature"].dtype == np.float64
+
+
+def test_metal_units_integer_inputs_and_integer_monitor():
+    pot = HarmonicWells(np.zeros((2, 3)), 1.0, units="metal")
+    cfg = HMCConfig(temperature=50.0, dt=2.0, n_steps=2)
+    ds = run_chains(pot, [18, 18], np.zeros((2, 3)), cfg, 2, cell=np.eye(3, dtype=int) * 12, monitor=lambda x: 1)
+    assert ds["final_dt"].values.tolist() == [pytest.approx(2.0)]  # fs, not internal time
+    assert ds["cell"].dtype == np.float64
+    s = sampler(3)
+    st = s.init(np.zeros((3, 3), dtype=int))
+    assert st.positions.dtype == np.float64
+    s.step(st)  # integrates in place: integer positions would not take the update
+    res = run_chain(s, np.zeros((3, 3)), 2, monitor=lambda x: 1)
+    assert res.monitor.dtype == np.float64
