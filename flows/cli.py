@@ -20,7 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as exc:  # typer/click exits (help, usage errors)
         return int(exc.code or 0)
     except (UserError, ValueError, FileNotFoundError, KeyError) as exc:
-        message = str(exc).strip().strip("'\"") or type(exc).__name__
+        message = str(exc).strip()
+        if isinstance(exc, KeyError) and len(message) > 1 and message[0] == message[-1] and message[0] in "'\"":
+            message = message[1:-1]  # KeyError's repr quotes its message
+        message = message or type(exc).__name__
         console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
         return 2
     except Exception as exc:  # the (vendored) click's usage errors carry show() and exit_code

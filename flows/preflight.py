@@ -95,6 +95,9 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
                         "choose another --dir")
     if not os.access(probe, os.W_OK | os.X_OK):
         raise UserError(f"campaign directory {directory}: {probe} is not writable; choose another --dir")
+    writable_folder(directory, "campaign directory (--dir)")
+    if cfg.labeling.cache_dir:
+        writable_folder(Path(cfg.labeling.cache_dir).expanduser(), "[labeling] cache_dir")
     store = CampaignStore(directory)
     if store.config_path.exists():
         import tomllib
@@ -111,6 +114,33 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
                 pass
         except CampaignBusy as exc:
             raise UserError(str(exc)) from None
+        readable_results(store)
+
+
+def writable_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` if needed and prove it takes a file (permissions alone mislead: root, /proc, read-only
+    mounts); UserError naming ``what`` otherwise."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{what} {folder} cannot be written ({exc.strerror or exc}); choose a writable folder") \
+            from None
+
+
+def readable_results(store) -> None:
+    """The datasets a resume reads first (labels, test set, metrics) are readable netCDF files."""
+    from hmc_core.configurations import read_netcdf
+
+    for path in (store.labels_path, store.test_path, store.metrics_path):
+        if path.exists():
+            try:
+                read_netcdf(path)
+            except ValueError as exc:
+                raise UserError(f"cannot resume the campaign in {store.root}: {exc}") from None
 
 
 def preflight(cfg: CampaignConfig, directory: Path) -> None:

@@ -70,8 +70,27 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": n, "OPENBLAS_NUM_THREADS": n, "MKL_NUM_THREADS": n, "OMP_WAIT_POLICY": "PASSIVE"}
 
 
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when the process that started it dies (``PR_SET_PDEATHSIG``), so a
+    ``kill -9`` of a labeling command never leaves PySCF workers behind; a worker whose parent is already gone
+    (killed between the spawn and this call: the worker was re-parented) exits at once. No-op elsewhere."""
+    import ctypes
+    import signal
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:
+        os._exit(1)
+
+
 def init_worker(settings: LabelSettings, cache_dir: str | None, threads: int) -> None:
-    """Process-pool initializer: threads first, then PySCF, then this worker's cache."""
+    """Process-pool initializer: die with the parent, threads first, then PySCF, then this worker's cache."""
+    die_with_parent()
     os.environ.update(thread_environment(threads))
     from threadpoolctl import threadpool_limits
 

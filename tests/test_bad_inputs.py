@@ -55,7 +55,8 @@ CONFIG_CASES = [
     ("labeling", "spin = -1", "spin"), ("labeling", "n_workers = 0", "n_workers"),
     ("labeling", "max_memory = 10", "max_memory"), ("labeling", 'dispersion = "d5"', "dispersion"),
     ("labeling", 'method = "mp2"\ndensity_fit = true', "density_fit"), ("labeling", "conv_tol = 0", "conv_tol"),
-    ("labeling", "bogus = 1", "unknown key"), ("labeling", 'basis = "gth-szv"', "GTH valence basis"),
+    ("labeling", "bogus = 1", "unknown key"), ("labeling", 'cache_dir = "/proc/cache"', "cache_dir"),
+    ("labeling", 'basis = "gth-szv"', "GTH valence basis"),
     ("labeling", "spin = 1", "spin"), ("labeling", "charge = 1", "spin"),
     ("stopping", "max_iterations = -1", "max_iterations"), ("stopping", "max_labels = 0", "max_labels"),
     ("stopping", "max_labels = 3", "below [system] n_start"), ("stopping", "force_rmse_target = 0",
@@ -139,6 +140,10 @@ COMMAND_CASES = [
     (lambda t: ["run", t], "campaign configuration"),  # a directory given as the config
     (lambda t: ["run", _good_config(t), "--max-iterations", "-1"], "max_iterations"),
     (lambda t: ["run", _good_config(t), "--dir", "/etc/hostname/campaign"], "is a file"),
+    (lambda t: ["run", _good_config(t), "--dir", "/proc/pesflow-campaign"], "cannot be written"),
+    (lambda t: ["run", _good_config(t), "--dir", _resumable(t, "labels.nc")], ("cannot resume", "labels.nc")),
+    (lambda t: ["run", _good_config(t), "--dir", _resumable(t, "metrics.nc")], ("cannot resume", "metrics.nc")),
+    (lambda t: ["label", _water(t), "--out", "/proc/pesflow-labels.nc"], "cannot be written"),
     (lambda t: ["label", t / "missing.xyz"], "no such structure file"),
     (lambda t: ["label", _water(t), "--workers", "0"], "workers"),
     (lambda t: ["label", _water(t), "--method", "ccsd"], "method"),
@@ -170,6 +175,17 @@ def _cfg_file(t: Path) -> Path:
     p.write_text("BEGIN_CFG\n Size\n 2\n Supercell\n 10 0 0\n 0 10 0\n 0 0 10\n"
                  " AtomData: id type cartes_x cartes_y cartes_z\n 1 0 0 0 0\n 2 0 3.7 0 0\nEND_CFG\n")
     return p
+
+
+def _resumable(t: Path, broken: str) -> Path:
+    """A campaign directory of the good configuration whose ``broken`` file is truncated."""
+    from flows.config import load_config
+    from flows.store import CampaignStore
+
+    store = CampaignStore(t / "resumable")
+    store.initialize(load_config(_good_config(t)).to_toml())
+    (store.root / broken).write_bytes(b"\x89HDF\r\n\x1a\n truncated")
+    return store.root
 
 
 def _broken_campaign(t: Path, name: str, content: str) -> Path:
