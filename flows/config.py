@@ -65,8 +65,8 @@ class SystemConfig(_Section):
     species: list[str] | None = None
     n_start: int = Field(8, ge=2, le=10_000)
     n_test: int = Field(8, ge=0, le=10_000)
-    rattle: float = Field(0.08, ge=0, le=1.0)
-    test_rattle: float | None = Field(None, ge=0, le=1.0)
+    rattle: float = Field(0.08, ge=0, le=1.0, allow_inf_nan=False)
+    test_rattle: float | None = Field(None, ge=0, le=1.0, allow_inf_nan=False)
     min_distance: PositiveFloat = 0.6
 
     @model_validator(mode="before")

@@ -126,8 +126,10 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
         if n_electrons <= 0:
             raise LabelInputError(f"{where}: charge {settings.charge} leaves {n_electrons} electrons")
         if settings.spin > n_electrons or (n_electrons - settings.spin) % 2:
-            hint = ("give a spin 2S with the parity of the electron count (e.g. spin=1 for a doublet) or change "
-                    "the charge" if (n_electrons - settings.spin) % 2 else "lower the spin")
+            example = ("spin=0 for a closed shell, 2 for a triplet" if n_electrons % 2 == 0
+                       else "spin=1 for a doublet, 3 for a quartet")
+            hint = (f"give a spin 2S with the parity of the electron count ({example}) or change the charge"
+                    if (n_electrons - settings.spin) % 2 else "lower the spin")
             raise LabelInputError(f"{where}: {n_electrons} electrons (charge {settings.charge}) cannot have spin "
                                   f"2S={settings.spin}; {hint}")
     all_species = np.unique(configs["species"].values[configs["species"].values > 0])
