@@ -300,6 +300,12 @@ class CampaignStore:
         return ds
 
 
+def _homogeneous(values) -> bool:
+    """A list netCDF can store as an attribute: all numbers (not booleans) or all strings."""
+    numbers = all(isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool) for x in values)
+    return numbers or all(isinstance(x, str) for x in values)
+
+
 def _safe_attrs(attrs: dict) -> dict:
     out = {}
     for k, v in attrs.items():
@@ -307,8 +313,8 @@ def _safe_attrs(attrs: dict) -> dict:
             continue
         if isinstance(v, bool | np.bool_):
             v = int(v)
-        elif isinstance(v, dict | list | tuple) and not all(isinstance(x, int | float | str) for x in v):
-            v = json.dumps(_jsonable(v))
+        elif isinstance(v, dict) or (isinstance(v, list | tuple) and not _homogeneous(v)):
+            v = json.dumps(_jsonable(v))  # netCDF stores flat lists of numbers or of strings, nothing nested
         out[k] = v
     return out
 

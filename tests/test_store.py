@@ -66,3 +66,21 @@ def test_only_one_process_owns_a_campaign(tmp_path):
                 pass
     with b.locked():  # released
         pass
+
+
+def test_nested_and_mixed_attributes_are_stored_as_json(tmp_path):
+    """netCDF stores flat lists of numbers or strings only; dicts and mixed lists go in as JSON text."""
+    import json
+
+    import xarray as xr
+
+    from flows.store import CampaignStore
+
+    store = CampaignStore(tmp_path)
+    ds = xr.Dataset({"x": ("i", [1.0, 2.0])}, attrs={"d": {"k": [1, 2]}, "mixed": [1, "a"], "flags": [True, False],
+                                                     "nums": [1, 2.5], "names": ["a", "b"], "none": None})
+    store.write_dataset("a.nc", ds)
+    back = store.read_dataset("a.nc").attrs
+    assert json.loads(back["d"]) == {"k": [1, 2]} and json.loads(back["mixed"]) == [1, "a"]
+    assert json.loads(back["flags"]) == [True, False]
+    assert list(back["nums"]) == [1.0, 2.5] and list(back["names"]) == ["a", "b"] and "none" not in back
