@@ -132,16 +132,11 @@ def _check_writable(path: Path, option: str) -> None:
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{option} {path} is a directory; give a file name")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise UserError(f"{option} {path}: {folder} is a file, so {path} cannot be created; choose another path")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"{option} {path} is not writable; choose another path")
     from flows.preflight import writable_folder
 
     writable_folder(path.parent, f"the folder of {option} {path}:")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise UserError(f"{option} {path} is not writable; choose another path")
 
 
 @app.command()

@@ -61,11 +61,9 @@ def _run_directory(out: Path, overwrite: bool) -> None:
 
         for child in out.iterdir():
             shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
-    probe = out
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"--out {out}: {probe} is a file, so the directory cannot be created")
+    from flows.preflight import writable_folder
+
+    writable_folder(out, "run directory (--out)")
 
 
 @app.command()

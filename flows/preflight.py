@@ -7,7 +7,6 @@ wrong, where, and how to fix it; the CLI prints one line and exits non-zero.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -87,14 +86,6 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise UserError(f"campaign directory {directory} is a file; choose a directory (--dir)")
-    probe = directory
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir():
-        raise UserError(f"campaign directory {directory}: {probe} is a file, so the directory cannot be created; "
-                        "choose another --dir")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise UserError(f"campaign directory {directory}: {probe} is not writable; choose another --dir")
     writable_folder(directory, "campaign directory (--dir)")
     if cfg.labeling.cache_dir:
         writable_folder(Path(cfg.labeling.cache_dir).expanduser(), "[labeling] cache_dir")
@@ -119,9 +110,16 @@ def check_directory(cfg: CampaignConfig, directory: Path) -> None:
 
 def writable_folder(folder: Path, what: str) -> None:
     """Create ``folder`` if needed and prove it takes a file (permissions alone mislead: root, /proc, read-only
-    mounts); UserError naming ``what`` otherwise."""
+    mounts); UserError naming ``what`` otherwise (and the file in the way when a parent is a file). The one check
+    of every folder a command will write to."""
     import tempfile
 
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir():
+        raise UserError(f"{what} {folder}: {probe} is a file, so the folder cannot be created; choose another path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
