@@ -122,9 +122,26 @@ def _validated(model, command: str, **values):
     try:
         return model(**values)
     except ValidationError as exc:
-        parts = [f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')} = {e.get('input')!r}: "
-                 f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+        parts = [(f"--{'-'.join(str(p) for p in e['loc']).replace('_', '-')} = {e.get('input')!r}: " if e["loc"]
+                  else "") + e["msg"].removeprefix("Value error, ") for e in exc.errors()]  # no loc: a model check
         raise UserError(f"pesflow {command}: " + "; ".join(parts)) from None
+
+
+def _json_table(text: str | None) -> dict:
+    """``--parameters`` text: a JSON object (None = {}); UserError naming the option otherwise."""
+    import json
+
+    if text is None:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise UserError(f"pesflow label: --parameters = {text!r} is not JSON ({exc}); write e.g. "
+                        "'{\"sigma\": 3.4, \"rc\": 8.5}'") from None
+    if not isinstance(value, dict):
+        raise UserError(f"pesflow label: --parameters = {text!r} must be a JSON object of keyword arguments, e.g. "
+                        "'{\"sigma\": 3.4}'")
+    return value
 
 
 def _check_writable(path: Path, option: str) -> None:
@@ -152,16 +169,22 @@ def label(
     cache_dir: Path = typer.Option(Path("runs/label_cache"), help="persistent label cache"),
     out: Path = typer.Option(None, help="labels netCDF (default: FILE with suffix .labels.nc)"),
     species: str = typer.Option(None, help="elements of an MLIP .cfg file's atom types, type 0 first (e.g. Ar,Kr)"),
+    labeler: str = typer.Option("pyscf", help="pyscf, ase:lj, ase:emt, ase:xtb, or ase (with --calculator)"),
+    calculator: str = typer.Option(None, help="ASE calculator class package.module:ClassName (--labeler ase)"),
+    parameters: str = typer.Option(None, help='ASE calculator keyword arguments as JSON, e.g. \'{"sigma": 3.4}\''),
 ):
-    """Label structures with PySCF (energies eV, forces eV/Å) into an xarray dataset."""
+    """Label structures with PySCF or an ASE calculator (energies eV, forces eV/Å) into an xarray dataset."""
     campaign_environment()
     from hmc_core.configurations import read_structures, write_netcdf
     from tasks.label import LabelSettings, label_configurations
 
     if not file.exists():
         raise FileNotFoundError(f"no such structure file: {file}")
-    settings = _validated(LabelSettings, "label", method=method, functional=functional, basis=basis, charge=charge,
-                          spin=spin, dispersion=dispersion, density_fit=method == "dft", n_workers=workers)
+    values = dict(method=method, functional=functional, basis=basis, charge=charge, spin=spin, dispersion=dispersion,
+                  density_fit=method == "dft", n_workers=workers)
+    if labeler != "pyscf" or calculator is not None or parameters is not None:  # PySCF options are not theirs
+        values = dict(labeler=labeler, calculator=calculator, parameters=_json_table(parameters), n_workers=workers)
+    settings = _validated(LabelSettings, "label", **values)
     out = out or file.with_suffix(".labels.nc")
     _check_writable(out, "--out")
     configs = read_structures(file, species=species)

@@ -11,7 +11,9 @@ Sections (every key optional; defaults give a small, cheap campaign):
 ``[selection]``  the select stage's settings, :class:`tasks.select.SelectionSettings` (candidates above
                  ``threshold``, chains stop above ``break_threshold``, per-iteration label budget)
 ``[labeling]``   the label stage's settings, :class:`tasks.label_settings.LabelSettings` (PySCF method, basis,
-                 charge, spin, dispersion, workers; defaults: PBE/def2-SVP with density fitting) + ``cache_dir``
+                 charge, spin, dispersion, workers; defaults: PBE/def2-SVP with density fitting; or ``labeler``
+                 = ``"ase:lj"``/``"ase:emt"``/``"ase:xtb"``/``"ase"`` + ``calculator``, with ``parameters``,
+                 :mod:`tasks.ase_labeler`) + ``cache_dir``
 ``[stopping]``   iteration budget, label budget, held-out force-error target
 ``[executor]``   ``default`` (Prefect's thread runner; labels in local processes) or ``dask`` (prefect-dask:
                  a local cluster, or the address of a running scheduler)
@@ -84,8 +86,9 @@ class SystemConfig(_Section):
 
 
 class LabelingConfig(LabelSettings):
-    """The label stage's settings (:class:`tasks.label_settings.LabelSettings`: method, functional, basis,
-    charge, spin, dispersion, workers, …; names checked against PySCF on loading) plus ``cache_dir``: the
+    """The label stage's settings (:class:`tasks.label_settings.LabelSettings`: labeler, method, functional, basis,
+    charge, spin, dispersion, workers, …; names checked against PySCF, or the ASE calculator class and its
+    parameters, on loading) plus ``cache_dir``: the
     label cache (default: inside the campaign directory; set it to share a cache between campaigns on
     purpose)."""
 
@@ -261,11 +264,14 @@ def _toml_value(v: Any) -> str:
         return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(v, list | tuple):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table, e.g. [labeling] parameters
+        return "{" + ", ".join(f"{_toml_value(str(k))} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} to TOML")
 
 
 def dump_toml(data: dict) -> str:
-    """Minimal TOML writer for a two-level dict of scalars/lists (what :class:`CampaignConfig` holds)."""
+    """Minimal TOML writer for a two-level dict of scalars, lists and inline tables (what :class:`CampaignConfig`
+    holds)."""
     top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
     parts = ["\n".join(top)] if top else []
     for k, v in data.items():

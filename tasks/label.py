@@ -79,14 +79,23 @@ def _pyscf():
     return pyscf_adapter
 
 
+def _ase():
+    from tasks import ase_labeler
+
+    return ase_labeler
+
+
 def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
     """Raise :class:`LabelInputError` for the first problem that would make a label wrong or fail.
 
-    Checks, in this order: empty input; schema; per configuration no atoms, NaN/inf positions or cell,
+    ASE labelers (``settings.labeler != "pyscf"``) have their own checks (:func:`tasks.ase_labeler.check_batch`).
+    PySCF checks, in this order: empty input; schema; per configuration no atoms, NaN/inf positions or cell,
     a system PySCF cannot give forces for (periodic rules), atoms closer than ``settings.min_distance`` Å
     (coincident atoms named as a duplicated atom, before the spin check they would otherwise fail), electron
     count vs charge and spin; then every element against the basis (and its ECP).
     """
+    if settings.labeler != "pyscf":
+        return _ase().check_batch(configs, settings)
     if configs.sizes.get("config", 0) == 0:
         raise LabelInputError("nothing to label: the configurations dataset is empty")
     try:
@@ -95,6 +104,7 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
         raise LabelInputError(str(exc)) from None
     adapter = _pyscf()
     periodic_species: set[int] = set()
+    open_species: set[int] = set()  # elements of open-boundary configurations (all-electron/ECP rules)
     for k in range(configs.sizes["config"]):
         pos, species, cell, pbc = config_arrays(configs, k)
         where = f"config {k}"
@@ -113,6 +123,8 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
             if abs(np.linalg.det(cell)) < 1e-6:
                 raise LabelInputError(f"{where} is periodic but its cell has zero volume; give the lattice vectors")
             periodic_species.update(int(z) for z in species)
+        else:
+            open_species.update(int(z) for z in species)
         pair = closest_pair(pos, cell, pbc, settings.min_distance)  # before the spin check: a duplicated
         if pair is not None:                                           # atom also changes the electron count
             i, j, d = pair
@@ -132,9 +144,9 @@ def check_batch(configs: xr.Dataset, settings: LabelSettings) -> None:
                     if (n_electrons - settings.spin) % 2 else "lower the spin")
             raise LabelInputError(f"{where}: {n_electrons} electrons (charge {settings.charge}) cannot have spin "
                                   f"2S={settings.spin}; {hint}")
-    all_species = np.unique(configs["species"].values[configs["species"].values > 0])
-    try:
-        adapter.check_elements(all_species, settings, periodic=False)
+    try:  # each element under the rules of the systems it occurs in (a GTH basis has no core for open ones)
+        if open_species:
+            adapter.check_elements(np.array(sorted(open_species)), settings, periodic=False)
         if periodic_species:
             adapter.check_elements(np.array(sorted(periodic_species)), settings, periodic=True)
     except ValueError as exc:
@@ -189,7 +201,10 @@ def label_configurations(configs: xr.Dataset, settings: LabelSettings, cache_dir
 
     Workers are *spawned*: a script that calls this with ``n_workers > 1`` at import level needs the usual
     ``if __name__ == "__main__":`` guard. Inside a daemonic process (a Dask worker) labels run in-process.
+    ASE labelers (``settings.labeler``) are computed by :func:`tasks.ase_labeler.label_configurations`.
     """
+    if settings.labeler != "pyscf":
+        return _ase().label_configurations(configs, settings, cache_dir, n_workers, progress)
     check_batch(configs, settings)
     adapter = _pyscf()
     n_config = configs.sizes["config"]

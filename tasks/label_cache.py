@@ -10,16 +10,18 @@ the label it was computing. Temporary files of dead writers are removed when a c
 - ``key`` = hash of (family, positions and cell rounded to multiples of ``tolerance`` Å).
 
 A :class:`LabelQuestion` is what a label answers: species, positions (Å), cell (Å), pbc, the method settings
-(``LabelSettings.method_key()``) and the labeler identity (:func:`labeler_identity`: labeler name and
-revision, PySCF major.minor, pesflow major.minor). Each entry stores its whole question (a JSON header with
-species, pbc, method, labeler, units, plus the exact ``positions`` and ``cell`` arrays), the answer (``energy``
-eV, ``forces`` (n, 3) eV/Å, ``scf_cycles``, ``wall_time`` s, ``ladder_step``, optionally ``dm``, the
-converged AO density matrix), full provenance (exact PySCF and pesflow versions) and a SHA-256 ``checksum``
-over all of it. :meth:`LabelCache.get` uses an entry only when it is intact (checksum), answers this question
-(species, pbc, method, labeler equal; positions and cell within ``tolerance`` Å, the key's own rounding), and
-holds a finite energy and finite (n, 3) forces. Anything else (a file planted under a computable key,
-another geometry, a truncated file, a wrong shape, a NaN) is logged as a warning on the ``logging`` logger
-``pesflow.label_cache`` and treated as a miss: the label is recomputed and the entry overwritten.
+(``LabelSettings.method_key()``) and the labeler identity (:func:`labeler_identity`: labeler name and revision,
+PySCF major.minor, pesflow major.minor; ASE labelers give their own, :mod:`tasks.ase_labeler`). Each entry stores
+its whole question (a JSON header with species, pbc, method, labeler, units, plus the exact ``positions`` and
+``cell`` arrays), the answer (``energy`` eV, ``forces`` (n, 3) eV/Å, ``scf_cycles``, ``wall_time`` s,
+``ladder_step``, optionally ``dm``, the converged AO density matrix, and ``stress`` (6,) eV/Å³), full provenance
+(exact PySCF or ASE labeler package versions, pesflow) and a SHA-256 ``checksum`` over all of it.
+:meth:`LabelCache.get` uses an entry only when it is intact (checksum), answers this question (species, pbc,
+method, labeler equal; positions and cell within ``tolerance`` Å, the key's own rounding), and holds a finite
+energy, finite (n, 3) forces and, if stored, a finite (6,) stress. Anything else (a file planted under a
+computable key, another geometry, a truncated file, a wrong shape, a NaN) is logged as a warning on the
+``logging`` logger ``pesflow.label_cache`` and treated as a miss: the label is recomputed and the entry
+overwritten.
 Only successful labels are stored; failures are retried on the next call.
 """
 
@@ -128,9 +130,11 @@ def _checksum(arrays: dict) -> str:
 
 
 def entry_arrays(question: LabelQuestion, energy: float, forces: np.ndarray, scf_cycles: int, wall_time: float,
-                 ladder_step: str, dm: np.ndarray | None, pyscf_version: str) -> dict:
-    """The arrays of one cache file (with its checksum) for ``question`` and its answer."""
-    provenance = {"pyscf": pyscf_version, "pesflow": pesflow_version()}
+                 ladder_step: str, dm: np.ndarray | None, pyscf_version: str, stress: np.ndarray | None = None,
+                 versions: dict | None = None) -> dict:
+    """The arrays of one cache file (with its checksum) for ``question`` and its answer; ``stress`` (6,) eV/Å³
+    (Voigt) when the labeler gives one, ``versions`` (package → exact version) replace the PySCF provenance."""
+    provenance = versions or {"pyscf": pyscf_version, "pesflow": pesflow_version()}
     arrays = {"header": np.str_(json.dumps(question.header(), sort_keys=True)),
               "provenance": np.str_(json.dumps(provenance, sort_keys=True)),
               "positions": np.asarray(question.positions, np.float64), "cell": np.asarray(question.cell, np.float64),
@@ -139,6 +143,8 @@ def entry_arrays(question: LabelQuestion, energy: float, forces: np.ndarray, scf
               "ladder_step": np.str_(ladder_step)}
     if dm is not None:
         arrays["dm"] = np.asarray(dm, np.float64)
+    if stress is not None:
+        arrays["stress"] = np.asarray(stress, np.float64)
     arrays["checksum"] = np.str_(_checksum(arrays))
     return arrays
 
@@ -181,6 +187,9 @@ def _check_answers(arrays: dict, question: LabelQuestion) -> None:
         raise InvalidEntry(f"energy {energy!r} is not one finite number")
     if forces.shape != (n, 3) or forces.dtype.kind != "f" or not np.all(np.isfinite(forces)):
         raise InvalidEntry(f"forces of shape {forces.shape} are not finite ({n}, 3) eV/Å")
+    stress = arrays.get("stress")
+    if stress is not None and (stress.shape != (6,) or stress.dtype.kind != "f" or not np.all(np.isfinite(stress))):
+        raise InvalidEntry(f"stress of shape {stress.shape} is not 6 finite numbers (eV/Å³)")
 
 
 class LabelCache:
@@ -214,8 +223,9 @@ class LabelCache:
         return self.root / family / f"{key}.npz"
 
     def get(self, question: LabelQuestion) -> dict | None:
-        """The stored answer to ``question`` (energy eV, forces (n, 3) eV/Å, scf_cycles, wall_time s, ladder_step)
-        or None when there is none or the entry cannot be trusted (logged; the caller recomputes)."""
+        """The stored answer to ``question`` (energy eV, forces (n, 3) eV/Å, scf_cycles, wall_time s, ladder_step,
+        stress (6,) eV/Å³ or None) or None when there is none or the entry cannot be trusted (logged; the caller
+        recomputes)."""
         path = self.path(question.family, question.key)
         if not path.exists():
             return None
@@ -224,18 +234,21 @@ class LabelCache:
             _check_answers(arrays, question)
             answer = {"energy": float(arrays["energy"]), "forces": np.array(arrays["forces"]),
                       "scf_cycles": int(arrays.get("scf_cycles", 0)), "wall_time": float(arrays.get("wall_time", 0)),
-                      "ladder_step": str(arrays.get("ladder_step", "none"))}
+                      "ladder_step": str(arrays.get("ladder_step", "none")),
+                      "stress": np.array(arrays["stress"]) if "stress" in arrays else None}
         except InvalidEntry as exc:
             log.warning("label cache entry %s not used, recomputing: %s", path, exc)
             return None
         return answer
 
     def put(self, question: LabelQuestion, energy: float, forces: np.ndarray, scf_cycles: int, wall_time: float,
-            ladder_step: str, dm: np.ndarray | None, pyscf_version: str) -> Path:
+            ladder_step: str, dm: np.ndarray | None, pyscf_version: str, stress: np.ndarray | None = None,
+            versions: dict | None = None) -> Path:
         """Store one successful label durably and atomically; returns its path. Refuses (ValueError) an answer
-        that :meth:`get` would reject (non-finite energy, forces not finite (n, 3))."""
+        that :meth:`get` would reject (non-finite energy, forces not finite (n, 3), stress not finite (6,)).
+        ``stress`` and ``versions``: see :func:`entry_arrays`."""
         arrays = entry_arrays(question, energy, forces, scf_cycles, wall_time, ladder_step,
-                              dm if self.store_density else None, pyscf_version)
+                              dm if self.store_density else None, pyscf_version, stress, versions)
         try:
             _check_answers(arrays, question)
         except InvalidEntry as exc:

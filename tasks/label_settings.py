@@ -1,7 +1,8 @@
 """Settings of the label stage: one typed, frozen model, validated where it enters.
 
 :class:`LabelSettings` checks every field when built (method, functional and basis names against PySCF,
-combinations PySCF cannot differentiate), so a bad setting fails before any SCF starts. This module
+combinations PySCF cannot differentiate; for ASE labelers the calculator class and its parameters, through
+:func:`tasks.ase_labeler.resolve`), so a bad setting fails before any SCF starts. This module
 imports PySCF only inside validators, which keeps it cheap to unpickle in worker processes.
 """
 
@@ -9,9 +10,9 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_serializer, model_validator
 
 LADDER_STEPS = ("more_cycles", "damping", "level_shift", "newton")
 # Open shells: second-order (Newton) first. Measured on the (NH3)2+ doublet (PBE/def2-SVP): Newton alone
@@ -19,12 +20,25 @@ LADDER_STEPS = ("more_cycles", "damping", "level_shift", "newton")
 OPEN_SHELL_LADDER = ("newton", "more_cycles", "damping", "level_shift")
 LadderStep = Literal["more_cycles", "damping", "level_shift", "newton"]
 StabilityCheck = Literal["auto", "always", "never"]
+ASE_ONLY = ("labeler", "calculator", "parameters")
+PYSCF_ONLY = ("method", "functional", "basis", "density_fit", "dispersion", "charge", "spin", "conv_tol", "max_cycle",
+              "scf_ladder", "stability_check", "grid_level", "grid_response", "max_memory", "warm_start",
+              "warm_start_max_rmsd", "pbc_ke_cutoff")
 
 
 class LabelSettings(BaseModel):
-    """How configurations are labeled with PySCF (energies in eV, forces in eV/Å come out).
+    """How configurations are labeled with PySCF or an ASE calculator (energies in eV, forces in eV/Å come out).
 
     Fields
+        labeler              who computes the labels: ``"pyscf"`` (default; the fields below from ``method`` to
+                             ``pbc_ke_cutoff`` apply), ``"ase:lj"``, ``"ase:emt"``, ``"ase:xtb"`` or ``"ase"``
+                             with ``calculator`` (see :mod:`tasks.ase_labeler`). ASE labelers ignore the PySCF
+                             fields and use ``n_workers``, ``threads_per_worker``, ``min_distance``,
+                             ``position_tolerance``; ``charge``/``spin`` must stay 0 (xtb takes ``charge`` and
+                             ``multiplicity`` in ``parameters``).
+        calculator           ``"package.module:ClassName"`` of an ASE calculator, with ``labeler = "ase"`` only.
+        parameters           keyword arguments of the ASE calculator (numbers, booleans, text, lists, tables);
+                             ASE labelers only.
         method               ``"hf"``, ``"dft"`` (Kohn–Sham, ``functional``) or ``"mp2"`` (RHF/UHF reference).
                              Restricted when ``spin == 0``, unrestricted otherwise.
         functional           libxc name for ``method="dft"`` (e.g. ``"pbe"``, ``"b3lyp"``); ignored otherwise.
@@ -62,6 +76,9 @@ class LabelSettings(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
+    labeler: str = "pyscf"
+    calculator: str | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
     method: Literal["hf", "dft", "mp2"] = "dft"
     functional: str = "pbe"
     basis: str = "def2-svp"
@@ -92,7 +109,33 @@ class LabelSettings(BaseModel):
             raise ValueError("must not be empty")
         return value
 
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        """Dumps leave out the keys the labeler does not use: the ASE keys of a PySCF labeler (so PySCF campaign
+        files and label attributes read as before, and a campaign written before ASE labelers existed still
+        resumes) and the PySCF keys of an ASE labeler."""
+        data = handler(self)
+        if isinstance(data, dict):
+            unused = ASE_ONLY if self.labeler == "pyscf" else PYSCF_ONLY
+            for key in unused:
+                data.pop(key, None)
+        return data
+
     @model_validator(mode="after")
+    def _check_labeler(self) -> LabelSettings:
+        if self.labeler == "pyscf":
+            if self.calculator is not None or self.parameters:
+                raise ValueError("calculator and parameters are for ASE labelers; set labeler (e.g. \"ase:lj\", "
+                                 "or \"ase\" with calculator = \"package.module:ClassName\")")
+            return self._check_with_pyscf()
+        from tasks.ase_labeler import resolve
+
+        if self.charge or self.spin:
+            raise ValueError(f"charge and spin are PySCF settings; labeler {self.labeler!r} does not use them (for "
+                             "xtb give parameters = {charge = ..., multiplicity = ...})")
+        resolve(self.labeler, self.calculator, self.parameters)
+        return self
+
     def _check_with_pyscf(self) -> LabelSettings:
         if self.method == "dft":
             from pyscf.dft import libxc
@@ -159,7 +202,12 @@ class LabelSettings(BaseModel):
         """The settings that change the numbers (the cache key part); workers, memory, ladder do not.
 
         A stability check can move a label to a lower SCF solution, so whether it runs is part of the key.
+        ASE labelers: labeler, calculator class and resolved parameters (:meth:`tasks.ase_labeler.AseSpec.method_key`).
         """
+        if self.labeler != "pyscf":
+            from tasks.ase_labeler import spec_of
+
+            return spec_of(self).method_key()
         return {
             "method": self.method,
             "functional": self.functional if self.method == "dft" else None,
