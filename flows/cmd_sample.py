@@ -16,33 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from flows.app import UserError, app, console
+from flows.potential_file import load_mtp, parse_species
 
 LOW_ACCEPTANCE = 0.05  # below this share of accepted trajectories a chain is reported as stuck
-
-
-def parse_species(text: str) -> list[int]:
-    """``--species``: element symbols or atomic numbers, comma- or space-separated (``Mo,Li,H`` or ``42 3 1``),
-    in the order of the potential file's species indices 0, 1, …; returns atomic numbers."""
-    from ase.data import atomic_numbers, chemical_symbols
-
-    tokens = text.replace(",", " ").split()
-    if not tokens:
-        raise UserError("--species is empty: give element symbols or atomic numbers, e.g. --species Mo,Li")
-    out = []
-    for token in tokens:
-        if token.isdigit():
-            z = int(token)
-            if not 1 <= z < len(chemical_symbols):
-                raise UserError(f"--species: atomic number {z} is outside 1–{len(chemical_symbols) - 1}")
-        else:
-            z = atomic_numbers.get(token[:1].upper() + token[1:].lower(), 0)
-            if z == 0:
-                raise UserError(f"--species: unknown element symbol {token!r}; give element symbols (Mo, Li, H) "
-                                "or atomic numbers, in the order of the potential's species indices 0, 1, …")
-        out.append(z)
-    if len(set(out)) != len(out):
-        raise UserError(f"--species: an element is given twice ({text}); each species index is one element")
-    return out
 
 
 def builtin_structure(name: str):
@@ -74,33 +50,6 @@ def _rare_gas_lj(path: str, species, pbc):
                         "for other elements give a fitted potential with --potential FILE.mtp")
     periodic = bool(np.all(pbc))
     return LennardJones.rare_gas(symbols[int(elements[0])], tail=periodic, shift=not periodic)
-
-
-def _load_mtp(path: Path, species, elements: list[int] | None = None):
-    """Read a fitted MTP (``elements``: atomic numbers of its species indices, from ``--species``; else from a
-    pesflow ``potential_tag``) and check it covers the structure's elements."""
-    from hmc_core.mtp import read_mtp
-    from hmc_core.mtp.io import read_mtp_fields
-
-    if not path.exists():
-        raise FileNotFoundError(f"no such potential file: {path}")
-    fields = read_mtp_fields(path)
-    tag = fields.get("potential_tag", "")
-    named = [int(v) for v in tag[len("species:"):].split(",") if v] if tag.startswith("species:") else None
-    n = fields["species_count"]
-    if elements is None and named is None:
-        raise UserError(f"{path} does not name the elements of its {n} species (an MLIP- or motep-trained file): "
-                        f"give them with --species in the order of the file's species indices 0…{n - 1}, "
-                        "e.g. --species Mo or --species 42,3")
-    if elements is not None and len(elements) != n:
-        raise UserError(f"--species gives {len(elements)} elements but {path} has species_count = {n}")
-    if elements is not None and named is not None and elements != named:
-        raise UserError(f"--species {elements} contradicts {path}, which names its species {named} "
-                        "(potential_tag); drop --species or correct it")
-    # a move closer than min_dist is rejected, not a crash
-    mtp = read_mtp(path, species=elements or named, below_min_dist="nan")
-    mtp.check_species(np.asarray(species))
-    return mtp
 
 
 @app.command()
@@ -156,7 +105,7 @@ def sample(
     if potential is not None:
         if units == "lj":
             raise UserError("lj-fcc is in reduced units; give a structure file (or ar-fcc / ar13) with --potential")
-        pot = _load_mtp(potential, species, elements)
+        pot = load_mtp(potential, species, elements)
     temps = temperature or ([0.9] if units == "lj" else [60.0])
     if dt is None:
         dt = 0.005 if units == "lj" else 5.0

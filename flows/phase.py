@@ -37,7 +37,7 @@ from hmc_core.coexistence import coexistence_bracket
 from hmc_core.configurations import write_netcdf
 from hmc_core.ladders import melting_bracket
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature, published_melting_temperatures
-from hmc_core.phase_system import PhaseSystem
+from hmc_core.phase_system import PhaseModel
 from tasks.phase import (
     coexistence_task,
     crystal_task,
@@ -47,9 +47,15 @@ from tasks.phase import (
 )
 from tasks.phase_settings import CoexistenceSettings, MeltingCurveSettings, SeededSettings
 
+#: the summaries' ``reference`` for a fitted MTP
+NO_REFERENCE = "none: a fitted MTP has no published melting line (compare with experiment or the training method)"
 
-def reference_melting_temperature(system: PhaseSystem, pressure: float) -> float:
-    """Published LJ melting temperature at ``pressure`` in the system's units (NaN outside the fit)."""
+
+def reference_melting_temperature(system: PhaseModel, pressure: float) -> float:
+    """Published LJ melting temperature at ``pressure`` in the system's units (NaN outside the fit, and for a
+    fitted MTP)."""
+    if not system.is_lennard_jones:
+        return float("nan")
     p_star = pressure / system.reduced_pressure_to_user(1.0)
     try:
         t_star = TRIPLE_POINT_MASTNY_DE_PABLO if p_star < 0.05 else melting_temperature(p_star)
@@ -80,9 +86,11 @@ def keep_as_finished(futures, path_of) -> list[xr.Dataset]:
     return [results[k] for k in range(len(futures))]
 
 
-def published_melting(system: PhaseSystem, pressure: float) -> dict:
+def published_melting(system: PhaseModel, pressure: float) -> dict:
     """The published LJ melting temperatures at ``pressure`` in the system's units, with sources and their spread
-    (:func:`hmc_core.lj_reference.published_melting_temperatures`; full potential, N → ∞)."""
+    (:func:`hmc_core.lj_reference.published_melting_temperatures`; full potential, N → ∞); none for an MTP."""
+    if not system.is_lennard_jones:
+        return {"published_T_m": [], "published_spread": None}
     p_star = pressure / system.reduced_pressure_to_user(1.0)
     values = [{"T_m": v["T_m"] * system.epsilon_over_kB, "source": v["source"]}
               for v in published_melting_temperatures(p_star)]
@@ -104,8 +112,9 @@ def combine_ladders(ladders: list[xr.Dataset]) -> xr.Dataset:
     out["vacancy_fraction"] = ("ladder", [ds.attrs["vacancy_fraction"] for ds in ladders])
     out["interstitial_fraction"] = ("ladder", [ds.attrs["interstitial_fraction"] for ds in ladders])
     out["n_atoms"] = ("ladder", [ds.attrs["n_atoms"] for ds in ladders])
-    keep = ("element", "units", "cutoff_sigma", "pressure", "pressure_unit", "n_samples", "n_warmup")
-    out.attrs.update({k: ladders[0].attrs[k] for k in keep})
+    keep = ("element", "units", "cutoff_sigma", "potential_cutoff", "potential", "potential_file", "lattice_constant",
+            "lattice_constant_source", "pressure", "pressure_unit", "n_samples", "n_warmup")
+    out.attrs.update({k: ladders[0].attrs[k] for k in keep if k in ladders[0].attrs})
     out.attrs["schema"] = "pesflow.melting_curve/1"
     return out
 
@@ -150,7 +159,7 @@ def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting")
     Returns the summary dict (also in ``run_dir/summary.json``).
     """
     s = settings
-    system = PhaseSystem(s.element, s.cutoff_sigma)
+    system = s.system()
     out = Path(run_dir)
     (out / "ladders").mkdir(parents=True, exist_ok=True)
     log = get_run_logger()
@@ -185,10 +194,12 @@ def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting")
         "T_hysteresis": bracket["T_hysteresis"],
         "T_plus_perfect": perfect["T_plus"], "T_plus_defective": defective["T_plus"],
         "reference_T_m": reference_melting_temperature(system, s.pressure),  # NaN → null below
-        "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients; "
-                     "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05",
-        "cutoff_note": f"LJ cut at {s.cutoff_sigma}σ, energy shifted to zero there, with the analytic tail "
-                       "correction; the references are for the full potential and N → ∞",
+        "reference": ("Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients; "
+                      "triple point 0.694 (Mastny & de Pablo, JCP 127, 104504 (2007)) below P* = 0.05")
+        if system.is_lennard_jones else NO_REFERENCE,
+        "cutoff_note": (f"LJ cut at {s.cutoff_sigma}σ, energy shifted to zero there, with the analytic tail "
+                        "correction; the references are for the full potential and N → ∞") if system.is_lennard_jones
+        else f"{system.describe()['potential']}; no published melting line",
         **published_melting(system, s.pressure),
     }
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
@@ -239,12 +250,18 @@ def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
     ref = summary["reference_T_m"]
     attrs = combined.attrs
     fig.suptitle(f"{attrs['element']} at P = {attrs['pressure']:g} {attrs['pressure_unit']}, "
-                 f"{combined.attrs['n_atoms']} atoms, r_c = {combined.attrs['cutoff_sigma']:g}σ: {lo} < T_m < {hi}"
+                 f"{combined.attrs['n_atoms']} atoms, r_c = {_cutoff_text(attrs)}: {lo} < T_m < {hi}"
                  + (f" (published {ref:.3f})" if ref is not None else ""))
     axes[0].legend(fontsize=7)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _cutoff_text(attrs) -> str:
+    if "cutoff_sigma" in attrs:
+        return f"{attrs['cutoff_sigma']:g}σ"
+    return f"{attrs['potential_cutoff']:g} Å (MTP)"
 
 
 def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
@@ -256,9 +273,10 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
     for key in ("outcome", "delta_solid_fraction", "delta_potential_energy", "solid_density", "final_density",
                 "hmc_acceptance", "volume_acceptance", "initial_solid_fraction", "final_solid_fraction"):
         out[key] = ("temperature", [ds.attrs[key] for ds in runs])
-    keep = ("element", "units", "cutoff_sigma", "potential", "pressure", "pressure_unit", "n_atoms", "n_cells",
-            "n_samples", "n_melt", "n_hold", "n_steps", "threshold", "volume_mode")
-    out.attrs.update({k: runs[0].attrs[k] for k in keep})
+    keep = ("element", "units", "cutoff_sigma", "potential_cutoff", "potential", "potential_file", "lattice_constant",
+            "lattice_constant_source", "pressure", "pressure_unit", "n_atoms", "n_cells", "n_samples", "n_melt",
+            "n_hold", "n_steps", "threshold", "volume_mode")
+    out.attrs.update({k: runs[0].attrs[k] for k in keep if k in runs[0].attrs})
     out.attrs["energy_unit"] = runs[0]["potential_energy"].attrs["units"]
     out.attrs["schema"] = "pesflow.coexistence_scan/1"
     return out
@@ -273,7 +291,7 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
     Each temperature is one task (parallel threads). Returns the summary (also ``run_dir/summary.json``).
     """
     s = settings
-    system = PhaseSystem(s.element, s.cutoff_sigma)
+    system = s.system()
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     log = get_run_logger()
@@ -283,7 +301,8 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
         futures = [runner.submit(coexistence_task, dict(
             system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
             analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
-            threshold=s.threshold, seed=s.run_seed(s.stream(k)))) for k, t in enumerate(s.temperatures)]
+            threshold=s.threshold, seed=s.run_seed(s.stream(k)), melt_temperature=s.melt_temperature))
+            for k, t in enumerate(s.temperatures)]
         runs = keep_as_finished(futures, lambda ds: out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
     combined = combine_coexistence(runs)
     write_netcdf(combined, out / "coexistence.nc")
@@ -294,8 +313,8 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
         "T_grew": bracket["T_grew"], "T_melted": bracket["T_melted"], "T_mid": bracket["T_mid"],
         "consistent": bracket["consistent"],
         "reference_T_m": reference_melting_temperature(system, s.pressure),
-        "reference": "Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients "
-                     "(full potential, N → ∞)",
+        "reference": ("Agrawal & Kofke, Mol. Phys. 85, 43 (1995) form with van der Hoef (2000) coefficients "
+                      "(full potential, N → ∞)") if system.is_lennard_jones else NO_REFERENCE,
         **published_melting(system, s.pressure),
         "potential": runs[0].attrs["potential"],
         "runs": [{k: ds.attrs[k] for k in ("temperature", "outcome", "delta_solid_fraction", "delta_potential_energy",
@@ -373,7 +392,7 @@ def seeded_crystallisation(settings: SeededSettings, run_dir: str = "runs/seeded
     quenched for ``n_quench`` NPT sweeps: its density must settle before the seed goes in (with 100
     sweeps it was still 10 % low at T* = 0.6 and every seed dissolved while the box shrank)."""
     s = settings
-    system = PhaseSystem(s.element, s.cutoff_sigma)
+    system = s.system()
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     t_melt = s.melt_temperature or 2.0 * reference_melting_temperature(system, s.pressure)
@@ -399,7 +418,7 @@ def seeded_crystallisation(settings: SeededSettings, run_dir: str = "runs/seeded
     combined = xr.concat([ds.drop_attrs(deep=False) for ds in runs], dim="run", join="outer")
     for key in ("temperature", "structure", "n_seed", "replica", "outcome", "n_atoms"):
         combined[key] = ("run", [ds.attrs[key] for ds in runs])
-    combined.attrs.update({"element": s.element, "pressure": s.pressure, "schema": "pesflow.seeded/1"})
+    combined.attrs.update({**system.describe(), "pressure": s.pressure, "schema": "pesflow.seeded/1"})
     write_netcdf(combined, out / "seeded.nc")
     plot_seeded(combined, out / "seeded.png")
     summary = {"settings": s.model_dump(), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),

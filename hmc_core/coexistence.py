@@ -1,7 +1,8 @@
 """Two-phase (solid | liquid) coexistence runs with NPT HMC and the melting bracket they give.
 
 A crystal that grows at T proves T < T_m, one that melts T > T_m. Units of the system
-(:class:`hmc_core.phase_system.PhaseSystem`): T* or K, P* or bar, σ or Å, densities in 1/length³.
+(:class:`hmc_core.phase_system.PhaseModel`: Lennard-Jones or a fitted MTP): T* or K, P* or bar, σ or Å,
+densities in 1/length³.
 """
 
 from __future__ import annotations
@@ -14,24 +15,12 @@ import xarray as xr
 from hmc_core.npt import NPTConfig, NPTSampler, run_npt_chain
 from hmc_core.order import compute_order, shell_cutoff
 from hmc_core.phase_analysis import SolidFraction
-from hmc_core.phase_system import PhaseSystem, bulk_crystal
+from hmc_core.phase_system import PhaseModel, bulk_crystal
 from hmc_core.structures import lattice, min_box_height, minimum_image, two_phase_box
 from hmc_core.units import get_units
 
 
-def _liquid_density_guess(system: PhaseSystem, temperature: float, pressure: float, solid_density: float,
-                          pressure_unit: str | None) -> float:
-    """Liquid density at (T, P) from the JZG equation of state where it applies, else ρ_s / 1.13."""
-    from hmc_core.lj_reference import jzg_density
-
-    t_star, p_star = system.reduced_state(temperature, pressure, pressure_unit)
-    try:
-        return jzg_density(max(t_star, 0.7), p_star) / system.sigma**3
-    except ValueError:
-        return solid_density / 1.13
-
-
-def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_cells: Sequence[int] = (6, 6, 12),
+def run_coexistence(system: PhaseModel, temperature: float, pressure: float, n_cells: Sequence[int] = (6, 6, 12),
                     n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 30,
                     n_bulk: int = 60, melt_temperature: float | None = None, solid_density: float | None = None,
                     n_steps: int = 20, n_warmup: int = 30, threshold: float = 0.03, seed: int = 0,
@@ -43,8 +32,9 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
        give ``solid_density``). It sets the crystal's lattice, including its lateral spacing, which stays
        fixed afterwards, and its last frame's thermal displacements are put on the crystal half (a held
        T = 0 lattice templated ~4 extra solid-like layers into the liquid during the hold, even at T ≫ T_m).
-    2. :func:`two_phase_box` with the upper half stretched to the liquid density (JZG estimate).
-    3. Melt that half at ``melt_temperature`` (default max(2 T, 2 ε/k_B)) at fixed volume for ``n_melt``
+    2. :func:`two_phase_box` with the upper half stretched to the liquid density (JZG estimate for LJ).
+    3. Melt that half at ``melt_temperature`` (default ``system.default_melt_temperature``: max(2 T, 2 ε/k_B) for LJ,
+       2 T for an MTP) at fixed volume for ``n_melt``
        sweeps while the crystal atoms are held (mass × 10¹⁰).
     4. ``n_hold`` sweeps at T with the crystal still held and z-only volume moves: the liquid cools and
        L_z relaxes to the pressure.
@@ -88,17 +78,17 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
         displacements = minimum_image(c_pos - ideal, c_cell)
         displacements -= displacements.mean(axis=0)
         say(f"{label}: bulk fcc density {solid_density:.4f}")
-    rho_l = _liquid_density_guess(system, temperature, pressure, solid_density, pressure_unit)
+    rho_l = system.liquid_density_guess(temperature, pressure, solid_density, pressure_unit)
     x, cell, is_crystal = two_phase_box(n_cells, solid_density, rho_l)
     if displacements is not None:  # the crystal half starts thermal, not as a T = 0 lattice
         sites = lattice("fcc", half, solid_density)[0]
         x = np.vstack([sites + displacements, x[~is_crystal]])
         is_crystal = np.arange(len(x)) < len(sites)
-    cutoff = system.cutoff_sigma * system.sigma
+    cutoff = system.cutoff
     width = min_box_height(lattice("fcc", n_cells, solid_density)[1])
     if width <= 2 * cutoff:
         raise ValueError(f"the box {tuple(int(c) for c in n_cells)} fcc cells is {width:.3g} "
-                         f"{'σ' if system.units == 'lj' else 'Å'} across at its thinnest, not more than twice the "
+                         f"{system.length_unit} across at its thinnest, not more than twice the "
                          f"cutoff {cutoff:.3g}: atoms would see their own periodic images; use more cells "
                          "(e.g. 6 × 6 × 12 at r_c = 3σ) or a shorter cutoff")
     n = len(x)
@@ -108,7 +98,7 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
     analysis = SolidFraction(order_cutoff, n_slabs=2 * int(n_cells[2]))
     state, melted_solid = None, float("nan")
     if n_melt > 0:
-        t_melt = melt_temperature or max(2.0 * temperature, 2.0 * system.epsilon_over_kB)
+        t_melt = melt_temperature or system.default_melt_temperature(temperature)
         melt_sampler = NPTSampler(ff, system.hmc_settings(t_melt, n_steps, n_warmup),
                                   NPTConfig(pressure=pressure, pressure_unit=pressure_unit, volume_moves=0),
                                   masses=masses)
@@ -170,10 +160,9 @@ def run_coexistence(system: PhaseSystem, temperature: float, pressure: float, n_
     hmc_acc = float(np.mean([r.hmc_acceptance for _, r in results]))
     vol_acc = float(np.nanmean([r.volume_acceptance for _, r in results]))
     ds.attrs.update({
-        "element": system.element, "units": system.units, "cutoff_sigma": system.cutoff_sigma,
-        "potential": "LJ truncated at cutoff_sigma, shifted to zero there, analytic tail correction",
+        **system.describe(),
         "temperature": float(temperature), "pressure": float(pressure),
-        "pressure_unit": pressure_unit or ("P*" if system.units == "lj" else "bar"),
+        "pressure_unit": pressure_unit or system.default_pressure_unit,
         "n_atoms": n, "n_cells": " ".join(str(int(c)) for c in n_cells), "solid_density": solid_density,
         "liquid_density_guess": rho_l, "melted_half_solid_fraction": melted_solid,
         "order_cutoff": order_cutoff, "volume_mode": "z",

@@ -1,7 +1,8 @@
 """Heating and cooling ladders with NPT HMC and the melting-temperature bracket from their hysteresis.
 
 Everything works in the potential's units: reduced LJ (T*, P*, ρ*) or metal (K, bar, Å) for the
-built-in rare gases (:class:`hmc_core.phase_system.PhaseSystem`). Results are xarray Datasets; the Prefect
+built-in rare gases (:class:`hmc_core.phase_system.PhaseSystem`) and fitted MTPs
+(:class:`hmc_core.mtp_phase.MTPSystem`, metal units). Results are xarray Datasets; the Prefect
 flows in ``flows/phase.py`` only wire them together.
 
 Melting bracket: a crystal that melts on heating at T₊ proves T_m < T₊ (superheating only raises
@@ -19,11 +20,11 @@ import xarray as xr
 
 from hmc_core.npt import NPTConfig, NPTSampler, block_standard_error, run_npt_chain
 from hmc_core.phase_analysis import OrderAnalysis
-from hmc_core.phase_system import PhaseSystem
+from hmc_core.phase_system import PhaseModel
 from hmc_core.units import get_units
 
 
-def run_ladder(system: PhaseSystem, positions, cell, temperatures: Sequence[float], pressure: float,
+def run_ladder(system: PhaseModel, positions, cell, temperatures: Sequence[float], pressure: float,
                n_samples: int = 200, n_warmup: int = 50, n_steps: int = 10, dt: float | None = None,
                analyse_every: int = 20, seed: int = 0, volume_mode: str = "isotropic",
                pressure_unit: str | None = None, allow_negative_pressure: bool = False,
@@ -80,15 +81,14 @@ def run_ladder(system: PhaseSystem, positions, cell, temperatures: Sequence[floa
                        ("potential_energy", f"{units.energy}/atom")):
         ds[name].attrs["units"] = unit
     ds["temperature"].attrs["units"] = units.temperature
-    ds.attrs.update({"element": system.element, "cutoff_sigma": system.cutoff_sigma, "units": system.units,
-                     "pressure": pressure, "pressure_unit": npt.pressure_unit or ("P*" if system.units == "lj"
-                                                                                    else "bar"),
+    ds.attrs.update({**system.describe(), "pressure": pressure,
+                     "pressure_unit": npt.pressure_unit or system.default_pressure_unit,
                      "n_atoms": n, "n_samples": n_samples, "n_warmup": n_warmup, "seed": seed,
                      "schema": "pesflow.phase_ladder/1"})
     return ds
 
 
-def melt(system: PhaseSystem, positions, cell, temperature: float, pressure: float, n_samples: int = 200,
+def melt(system: PhaseModel, positions, cell, temperature: float, pressure: float, n_samples: int = 200,
          seed: int = 0, **kw) -> tuple[np.ndarray, np.ndarray]:
     """Melt (or equilibrate) a configuration at one (T, P); returns its final positions (N, 3) and cell (3, 3)."""
     ds = run_ladder(system, positions, cell, [temperature], pressure, n_samples=n_samples, seed=seed, **kw)

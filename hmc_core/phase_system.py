@@ -1,7 +1,10 @@
-"""The one-component system of the phase studies (Lennard-Jones in reduced units, or a rare gas in metal
-units), its unit conversions, the HMC settings the phase runs share, and its bulk fcc crystal at (T, P).
+"""The one-component system of the phase studies, its unit conversions, the HMC settings the phase runs share,
+and its bulk fcc crystal at (T, P).
 
-Temperatures in T* (LJ) or K (rare gases), pressures in P* or bar (GPa where ``pressure_unit`` says so),
+:class:`PhaseModel` is what the phase runs (:mod:`hmc_core.ladders`, :mod:`hmc_core.coexistence`,
+:mod:`hmc_core.seeding`) need of a system; :class:`PhaseSystem` is Lennard-Jones in reduced units or a rare gas in
+metal units, :class:`hmc_core.mtp_phase.MTPSystem` a fitted Moment Tensor Potential read from a ``.mtp`` file
+(metal units). Temperatures in T* (LJ) or K, pressures in P* or bar (GPa where ``pressure_unit`` says so),
 lengths in σ or Å, densities in 1/length³.
 """
 
@@ -23,8 +26,63 @@ from hmc_core.structures import lattice
 from hmc_core.units import get_units
 
 
+class PhaseModel:
+    """A one-component system the phase runs can sample. Subclasses give ``units`` ("lj" or "metal"),
+    ``element`` (a name), ``species_label`` (the species number its atoms carry), ``sigma`` (length scale: the
+    fcc crystal at number density 1/σ³ is the starting crystal; 2^(1/6) σ is its nearest-neighbour distance),
+    ``cutoff`` (interaction range, length units), ``mass`` (amu, or 1 in reduced units), :meth:`potential`,
+    :meth:`default_dt`, :meth:`default_melt_temperature`, :meth:`liquid_density_guess` and :meth:`describe`."""
+
+    units: str
+    element: str
+
+    def potential(self) -> Potential:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def default_dt(self) -> float:  # pragma: no cover - abstract
+        """Starting HMC time step in the system's time unit (τ or fs); the warm-up adapts it."""
+        raise NotImplementedError
+
+    def default_melt_temperature(self, temperature: float) -> float:  # pragma: no cover - abstract
+        """The temperature that melts a crystal quickly when the study runs at ``temperature``."""
+        raise NotImplementedError
+
+    def liquid_density_guess(self, temperature: float, pressure: float, solid_density: float,
+                             pressure_unit: str | None) -> float:  # pragma: no cover - abstract
+        """A starting liquid number density (1/length³) at (T, P) given the crystal's."""
+        raise NotImplementedError
+
+    def describe(self) -> dict:  # pragma: no cover - abstract
+        """netCDF/JSON attributes naming the potential (``element``, ``units``, ``cutoff``, ``potential``, …)."""
+        raise NotImplementedError
+
+    @property
+    def is_lennard_jones(self) -> bool:
+        """True for the analytic Lennard-Jones systems (published melting data apply)."""
+        return False
+
+    @property
+    def default_pressure_unit(self) -> str:
+        return "P*" if self.units == "lj" else "bar"
+
+    @property
+    def length_unit(self) -> str:
+        return "σ" if self.units == "lj" else "Å"
+
+    def force_field(self, n_atoms: int, cell) -> ForceField:
+        """The potential bound to ``n_atoms`` atoms of this element in a periodic ``cell`` (3, 3)."""
+        return ForceField(self.potential(), np.full(n_atoms, self.species_label, np.int32), cell,
+                          (True, True, True), skin=0.3 * self.sigma)
+
+    def hmc_settings(self, temperature: float, n_steps: int, n_warmup: int, dt: float | None = None) -> HMCConfig:
+        """HMC settings of the phase runs: dt :meth:`default_dt` unless given, adapted towards 75 % acceptance."""
+        dt = self.default_dt() if dt is None else dt
+        return HMCConfig(temperature=temperature, dt=dt, n_steps=n_steps, units=self.units, n_warmup=n_warmup,
+                         target_accept=0.75, jitter_steps=0.2, skin=0.3 * self.sigma)
+
+
 @dataclass(frozen=True)
-class PhaseSystem:
+class PhaseSystem(PhaseModel):
     """A one-component system: ``element`` "LJ" (reduced units) or a rare gas "Ne", "Ar", "Kr", "Xe"
     (metal units, ε and σ from :data:`hmc_core.potentials.lennard_jones.RARE_GAS`).
 
@@ -76,10 +134,38 @@ class PhaseSystem:
             return LennardJones(cutoff_sigma=self.cutoff_sigma, shift=True, tail=True)
         return LennardJones.rare_gas(self.element, cutoff_sigma=self.cutoff_sigma, shift=True, tail=True)
 
-    def force_field(self, n_atoms: int, cell) -> ForceField:
-        """The potential bound to ``n_atoms`` atoms of this element in a periodic ``cell`` (3, 3)."""
-        return ForceField(self.potential(), np.full(n_atoms, self.species_label, np.int32), cell,
-                          (True, True, True), skin=0.3 * self.sigma)
+    @property
+    def cutoff(self) -> float:
+        """LJ cutoff in length units (σ or Å)."""
+        return self.cutoff_sigma * self.sigma
+
+    @property
+    def is_lennard_jones(self) -> bool:
+        return True
+
+    def default_dt(self) -> float:
+        """0.005 τ (in τ, or fs for a rare gas)."""
+        return 0.005 * self.lj_time()
+
+    def default_melt_temperature(self, temperature: float) -> float:
+        """max(2 T, 2 ε/k_B): well above the LJ melting line at moderate pressures."""
+        return max(2.0 * temperature, 2.0 * self.epsilon_over_kB)
+
+    def liquid_density_guess(self, temperature: float, pressure: float, solid_density: float,
+                             pressure_unit: str | None) -> float:
+        """Liquid density at (T, P) from the JZG equation of state where it applies, else ρ_s / 1.13."""
+        from hmc_core.lj_reference import jzg_density
+
+        t_star, p_star = self.reduced_state(temperature, pressure, pressure_unit)
+        try:
+            return jzg_density(max(t_star, 0.7), p_star) / self.sigma**3
+        except ValueError:
+            return solid_density / 1.13
+
+    def describe(self) -> dict:
+        return {"element": self.element, "units": self.units, "cutoff_sigma": self.cutoff_sigma,
+                "potential_cutoff": self.cutoff, "potential": "LJ truncated at cutoff_sigma, shifted to zero there, "
+                                                    "analytic tail correction"}
 
     def reduced_pressure_to_user(self, p_star: float) -> float:
         """P* → the user's pressure unit (P* itself, or bar)."""
@@ -105,14 +191,8 @@ class PhaseSystem:
         eps = self.epsilon_over_kB * units.kB
         return self.sigma * math.sqrt(self.mass / eps) / units.time_to_internal
 
-    def hmc_settings(self, temperature: float, n_steps: int, n_warmup: int, dt: float | None = None) -> HMCConfig:
-        """HMC settings of the phase runs: dt 0.005 τ unless given, adapted towards 75 % acceptance."""
-        dt = 0.005 * self.lj_time() if dt is None else dt
-        return HMCConfig(temperature=temperature, dt=dt, n_steps=n_steps, units=self.units, n_warmup=n_warmup,
-                         target_accept=0.75, jitter_steps=0.2, skin=0.3 * self.sigma)
 
-
-def bulk_crystal(system: PhaseSystem, temperature: float, pressure: float, n_cells: int | Sequence[int] = 5,
+def bulk_crystal(system: PhaseModel, temperature: float, pressure: float, n_cells: int | Sequence[int] = 5,
                  n_samples: int = 60, n_warmup: int = 30, seed: int = 0, pressure_unit: str | None = None,
                  n_steps: int = 20) -> tuple[float, np.ndarray, np.ndarray]:
     """A periodic fcc crystal (``n_cells`` cubic cells, one number or three) at (T, P) by isotropic NPT HMC:

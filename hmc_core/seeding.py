@@ -24,11 +24,11 @@ import xarray as xr
 from hmc_core.npt import NPTConfig, NPTSampler, run_npt_chain
 from hmc_core.order import STRUCTURES, shell_cutoff
 from hmc_core.phase_analysis import OrderAnalysis
-from hmc_core.phase_system import PhaseSystem, bulk_crystal
+from hmc_core.phase_system import PhaseModel, bulk_crystal
 from hmc_core.structures import crystal_seed, insert_seed, thermal_seed
 
 
-def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_seed: int, temperature: float,
+def run_seeded(system: PhaseModel, liquid_positions, cell, structure: str, n_seed: int, temperature: float,
                pressure: float, n_samples: int = 200, analyse_every: int = 5, seed_density: float | None = None,
                n_warmup: int = 20, n_steps: int = 10, dt: float | None = None, seed: int = 0,
                pressure_unit: str | None = None, n_hold: int = 0, gap: float | None = None,
@@ -100,7 +100,7 @@ def run_seeded(system: PhaseSystem, liquid_positions, cell, structure: str, n_se
     inc = np.diff(size)
     per_sweep = inc / np.maximum(np.diff(sweeps), 1)
     ds.attrs.update({
-        "element": system.element, "units": system.units, "structure": structure, "n_seed": n_seed,
+        **system.describe(), "structure": structure, "n_seed": n_seed,
         "temperature": temperature, "pressure": pressure, "n_atoms": n, "cutoff": cutoff, "outcome": outcome,
         "seed_density": rho_seed, "liquid_density": rho_liquid,
         "cluster_criterion": "ordered a-CNA units (hmc_core.order); largest_cluster_q6: ten Wolde-Frenkel",

@@ -3,7 +3,7 @@ two-phase coexistence runs.
 
 Plain functions (testable without Prefect) and their Prefect tasks; the numerics are in
 :mod:`hmc_core.structures`, :mod:`hmc_core.ladders`, :mod:`hmc_core.seeding` and
-:mod:`hmc_core.coexistence`. Temperatures in K (rare gases) or T* (LJ); pressures in bar or P*.
+:mod:`hmc_core.coexistence`. Temperatures in K (rare gases, MTPs) or T* (LJ); pressures in bar or P*.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from hmc_core.coexistence import run_coexistence
 from hmc_core.ladders import melt, run_ladder
-from hmc_core.phase_system import PhaseSystem, bulk_crystal
+from hmc_core.phase_system import PhaseModel, bulk_crystal
 from hmc_core.seeding import run_seeded
 from hmc_core.structures import add_defects, lattice
 
@@ -33,7 +33,7 @@ def _progress():
     return log.info
 
 
-def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float = 0.0,
+def starting_crystal(system: PhaseModel, n_cells: int, vacancy_fraction: float = 0.0,
                      interstitial_fraction: float = 0.0, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """fcc crystal of 4·n_cells³ sites at ρσ³ = 1, with random vacancies/interstitials; (positions, cell)."""
     pos, cell = lattice("fcc", n_cells, CRYSTAL_DENSITY_REDUCED / system.sigma**3)
@@ -42,7 +42,7 @@ def starting_crystal(system: PhaseSystem, n_cells: int, vacancy_fraction: float 
     return pos, cell
 
 
-def ladder(system: PhaseSystem, direction: str, temperatures: list[float], pressure: float, n_cells: int,
+def ladder(system: PhaseModel, direction: str, temperatures: list[float], pressure: float, n_cells: int,
            vacancy_fraction: float = 0.0, interstitial_fraction: float = 0.0, melt_temperature: float | None = None,
            n_samples: int = 200, n_warmup: int = 50, analyse_every: int = 20, seed: int = 0, replica: int = 0,
            pressure_unit: str | None = None, n_melt: int = 100) -> xr.Dataset:
@@ -64,7 +64,7 @@ def ladder(system: PhaseSystem, direction: str, temperatures: list[float], press
     return ds.sortby("temperature")
 
 
-def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float, n_cells: int,
+def supercooled_liquid(system: PhaseModel, temperature: float, pressure: float, n_cells: int,
                        melt_temperature: float, n_melt: int = 150, n_quench: int = 100, seed: int = 0,
                        pressure_unit: str | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Melt an fcc crystal at ``melt_temperature`` and quench it to ``temperature``: (positions, cell)."""
@@ -75,7 +75,7 @@ def supercooled_liquid(system: PhaseSystem, temperature: float, pressure: float,
                 pressure_unit=pressure_unit)
 
 
-def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
+def seeded_run(system: PhaseModel, liquid: tuple[np.ndarray, np.ndarray], structure: str, n_seed: int,
                temperature: float, pressure: float, n_samples: int = 200, analyse_every: int = 5, seed: int = 0,
                pressure_unit: str | None = None, n_hold: int = 0, replica: int = 0,
                crystal: tuple[float, np.ndarray, np.ndarray] | None = None, n_steps: int = 10) -> xr.Dataset:
@@ -92,7 +92,7 @@ def seeded_run(system: PhaseSystem, liquid: tuple[np.ndarray, np.ndarray], struc
     return ds
 
 
-def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: int = 0, n_cells: int = 8,
+def crystal_at(system: PhaseModel, temperature: float, pressure: float, seed: int = 0, n_cells: int = 8,
                pressure_unit: str | None = None) -> tuple[float, np.ndarray, np.ndarray]:
     """Bulk fcc crystal thermalised at (T, P): (density, positions, cell)
     (:func:`hmc_core.phase_system.bulk_crystal`)."""
@@ -101,15 +101,16 @@ def crystal_at(system: PhaseSystem, temperature: float, pressure: float, seed: i
     return out
 
 
-def coexistence_run(system: PhaseSystem, temperature: float, pressure: float, n_cells: tuple[int, int, int],
+def coexistence_run(system: PhaseModel, temperature: float, pressure: float, n_cells: tuple[int, int, int],
                     n_samples: int = 1000, analyse_every: int = 20, n_melt: int = 150, n_hold: int = 30,
                     n_bulk: int = 60, n_steps: int = 20, threshold: float = 0.03, seed: int = 0,
-                    pressure_unit: str | None = None) -> xr.Dataset:
+                    pressure_unit: str | None = None, melt_temperature: float | None = None) -> xr.Dataset:
     """One two-phase coexistence run at (T, P) (see :func:`hmc_core.coexistence.run_coexistence`); logs progress
     to this module's logger (shown in the Prefect run's logs)."""
     return run_coexistence(system, temperature, pressure, n_cells=n_cells, n_samples=n_samples,
                            analyse_every=analyse_every, n_melt=n_melt, n_hold=n_hold, n_bulk=n_bulk, n_steps=n_steps,
-                           threshold=threshold, seed=seed, pressure_unit=pressure_unit, progress=_progress())
+                           threshold=threshold, seed=seed, pressure_unit=pressure_unit, progress=_progress(),
+                           melt_temperature=melt_temperature)
 
 
 ladder_task = task(ladder, name="phase-ladder", cache_policy=NO_CACHE, persist_result=False,

@@ -3,7 +3,9 @@
 The command line builds the model once (``pesflow melt | coexist | seed``) and hands the model itself to the
 flow (:mod:`flows.phase`); nothing is rebuilt from positional arguments. Temperatures are T* (``element =
 "LJ"``) or K (Ne, Ar, Kr, Xe); pressures P* or bar (:func:`hmc_core.units.pressure_in_bar` converts GPa at the
-edge). Random streams: :meth:`PhaseSettings.stream` (``SeedSequence(seed, spawn_key=key)``).
+edge). With ``potential`` (a fitted ``.mtp`` file, :class:`hmc_core.mtp_phase.MTPSystem`) the system is that MTP's
+element in metal units (K, bar, Å); ``element`` is then filled in from the file. Random streams:
+:meth:`PhaseSettings.stream` (``SeedSequence(seed, spawn_key=key)``).
 """
 
 from __future__ import annotations
@@ -13,23 +15,56 @@ from typing import Annotated
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from hmc_core.phase_system import PhaseSystem
+from hmc_core.phase_system import PhaseModel, PhaseSystem
 from hmc_core.structures import SEED_STRUCTURES, crystal_seed, insert_seed, lattice, min_box_height
 
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class PhaseSettings(BaseModel):
-    """What every phase study has: the model system (element, LJ cutoff in σ), the pressure (P* or bar, ≥ 0),
-    the random seed and the number of runs in parallel."""
+    """What every phase study has: the model system, the pressure (P* or bar, ≥ 0), the random seed and the
+    number of runs in parallel.
+
+    The system is either built-in Lennard-Jones (``element`` "LJ", "Ne", "Ar", "Kr" or "Xe", ``cutoff_sigma`` in σ)
+    or a fitted MTP: ``potential`` (path of a trained ``.mtp`` file with one species), ``species`` (atomic numbers of
+    its species indices; None: the file's pesflow ``potential_tag``) and ``lattice_constant`` (Å, cubic fcc; None:
+    relaxed once here, :func:`hmc_core.mtp_phase.relaxed_lattice_constant`, and ``lattice_constant_source`` says
+    so). With a potential, ``element`` is set from the file, and ``cutoff_sigma`` may not be given."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     element: str = "LJ"
     pressure: float = Field(1.0, allow_inf_nan=False)
     cutoff_sigma: float = Field(3.0, gt=1.0, le=10.0, allow_inf_nan=False)
+    potential: str | None = None
+    species: tuple[int, ...] | None = None
+    lattice_constant: float | None = Field(None, gt=0, allow_inf_nan=False)
+    lattice_constant_source: str | None = None
     seed: int = Field(0, ge=0)
     n_workers: int = Field(2, ge=1, le=1024)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _potential_file(cls, values):
+        """A potential file fixes the element and (once, by relaxation) the lattice constant."""
+        if not isinstance(values, dict):
+            return values
+        if values.get("potential") is None:
+            for key in ("species", "lattice_constant"):
+                if values.get(key) is not None:
+                    raise ValueError(f"{key} describes a potential file; give potential too")
+            return values
+        if "cutoff_sigma" in values:
+            raise ValueError("cutoff_sigma is the Lennard-Jones cutoff; an MTP's cutoff is its file's max_dist")
+        from hmc_core.mtp_phase import MTPSystem
+
+        system = MTPSystem(str(values["potential"]), values.get("species"), values.get("lattice_constant"))
+        if values.get("element", "LJ") not in ("LJ", system.element):
+            raise ValueError(f"element {values['element']!r} contradicts the potential file, whose species is "
+                             f"{system.element}")
+        source = values.get("lattice_constant_source") or system.lattice_constant_source
+        return {**values, "element": system.element, "species": system.species,
+                "lattice_constant": system.lattice_constant, "lattice_constant_source": source}
 
     @field_validator("pressure")
     @classmethod
@@ -40,11 +75,20 @@ class PhaseSettings(BaseModel):
 
     @model_validator(mode="after")
     def _system(self):
-        PhaseSystem(self.element, self.cutoff_sigma)  # raises ValueError naming an unknown element
+        if self.potential is None:
+            PhaseSystem(self.element, self.cutoff_sigma)  # raises ValueError naming an unknown element
         return self
 
-    def system(self) -> PhaseSystem:
-        return PhaseSystem(self.element, self.cutoff_sigma)
+    def system(self) -> PhaseModel:
+        """The system to sample: :class:`PhaseSystem` (LJ) or :class:`hmc_core.mtp_phase.MTPSystem` (file read
+        again; the lattice constant is the one fixed at validation)."""
+        if self.potential is None:
+            return PhaseSystem(self.element, self.cutoff_sigma)
+        from hmc_core.mtp_phase import MTPSystem
+
+        system = MTPSystem(self.potential, self.species, self.lattice_constant)
+        object.__setattr__(system, "lattice_constant_source", self.lattice_constant_source or "given")
+        return system
 
     def stream(self, *key: int) -> np.random.SeedSequence:
         """The random stream of one run, keyed by its indices (e.g. (temperature, structure, size, replica))."""
@@ -82,7 +126,7 @@ class CoexistenceSettings(PhaseSettings):
     """Two-phase (fcc | liquid) NPT runs, one per temperature: a box of n_cells fcc cells (z: half crystal, half
     liquid), ``n_melt`` sweeps melting the liquid half, ``n_hold`` with the crystal held, ``n_bulk`` for the bulk
     crystal density, then ``n_samples`` sweeps; a change of solid fraction beyond ``threshold`` counts as growth
-    or melting."""
+    or melting. ``melt_temperature`` melts the liquid half (None: max(2 T, 2 ε/k_B) for LJ, 2 T for an MTP)."""
 
     temperatures: tuple[Temperature, ...] = Field((0.66, 0.70, 0.74, 0.78, 0.82, 0.86), min_length=1)
     n_cells: tuple[int, int, int] = (6, 6, 12)
@@ -93,6 +137,7 @@ class CoexistenceSettings(PhaseSettings):
     n_bulk: int = Field(60, ge=1)
     n_steps: int = Field(20, ge=1)
     threshold: float = Field(0.03, gt=0, lt=0.5)
+    melt_temperature: Temperature | None = None
 
     @model_validator(mode="after")
     def _box(self):
@@ -102,16 +147,21 @@ class CoexistenceSettings(PhaseSettings):
         system = self.system()
         # the thinnest side at the densest fcc the runs can reach (ρσ³ ≈ 1.1) must exceed twice the cutoff
         width = min_box_height(lattice("fcc", self.n_cells, 1.1 / system.sigma**3)[1])
-        if width <= 2 * self.cutoff_sigma * system.sigma:
-            raise ValueError(f"n_cells = {self.n_cells} gives a box {width / system.sigma:.2f}σ across, not more "
-                             f"than twice the cutoff {self.cutoff_sigma}σ; use more cells (e.g. 6 6 12 at r_c = 3σ)")
+        if width <= 2 * system.cutoff:
+            if system.is_lennard_jones:
+                raise ValueError(f"n_cells = {self.n_cells} gives a box {width / system.sigma:.2f}σ across, not more "
+                                 f"than twice the cutoff {self.cutoff_sigma}σ; use more cells (e.g. 6 6 12 at "
+                                 "r_c = 3σ)")
+            raise ValueError(f"n_cells = {self.n_cells} gives a box {width:.2f} Å across (lattice constant "
+                             f"{self.lattice_constant} Å compressed 3 %), not more than twice the MTP's cutoff "
+                             f"{system.cutoff:g} Å; use more cells")
         return self
 
 
 class SeededSettings(PhaseSettings):
     """Crystal seeds (``structures`` × ``seed_sizes`` atoms) inserted into a supercooled liquid at each
     temperature: the liquid (4·n_cells³ atoms, melted at ``melt_temperature``; None: 2 × the published melting
-    temperature) is
+    temperature, which exists for LJ only: an MTP needs it given) is
     equilibrated for ``n_quench`` sweeps, the seed held for ``n_hold``, then followed for ``n_samples`` sweeps of
     ``n_steps`` integrator steps, ``n_replicas`` runs each. The largest seed must fit the liquid's box."""
 
@@ -129,6 +179,9 @@ class SeededSettings(PhaseSettings):
 
     @model_validator(mode="after")
     def _structures(self):
+        if self.potential is not None and self.melt_temperature is None:
+            raise ValueError("melt_temperature is needed with a potential file (K; the LJ default is twice the "
+                             "published melting temperature, which an MTP does not have)")
         unknown = [st for st in self.structures if st not in SEED_STRUCTURES]
         if unknown:
             raise ValueError(f"unknown seed structure(s) {unknown}; choose from {', '.join(SEED_STRUCTURES)}")
