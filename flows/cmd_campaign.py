@@ -176,7 +176,7 @@ def label(
     """Label structures with PySCF or an ASE calculator (energies eV, forces eV/Å) into an xarray dataset."""
     campaign_environment()
     from hmc_core.configurations import read_structures, write_netcdf
-    from tasks.label import LabelSettings, label_configurations
+    from tasks.label import LabelSettings, check_batch, label_configurations
 
     if not file.exists():
         raise FileNotFoundError(f"no such structure file: {file}")
@@ -188,6 +188,7 @@ def label(
     out = out or file.with_suffix(".labels.nc")
     _check_writable(out, "--out")
     configs = read_structures(file, species=species)
+    check_batch(configs, settings)  # before the progress bar, so a refusal is one clean line
     n = configs.sizes["config"]
     from rich.progress import Progress
 

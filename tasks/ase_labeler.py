@@ -43,16 +43,16 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-import xarray as xr
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from hmc_core.configurations import VOIGT, ConfigurationError, config_arrays, validate
-from hmc_core.neighbors import closest_pair
 from tasks.label_cache import LabelCache, LabelQuestion, pesflow_version
 from tasks.label_worker import LabelJob, LabelOutcome, die_with_parent, thread_environment
+
+if TYPE_CHECKING:  # xarray, numba (via neighbors) are imported where used: workers start without them
+    import xarray as xr
 
 LABELER = "pesflow.ase_labeler"
 LABELER_REVISION = 1  # bump when this module's numbers change for the same settings (old cache entries then miss)
@@ -296,6 +296,8 @@ def check_batch(configs: xr.Dataset, settings) -> None:
     ``settings.min_distance`` Å, an element the calculator does not cover (EMT, xtb)."""
     from ase.data import chemical_symbols
 
+    from hmc_core.configurations import ConfigurationError, config_arrays, validate
+    from hmc_core.neighbors import closest_pair
     from tasks.label import LabelInputError
 
     if configs.sizes.get("config", 0) == 0:
@@ -420,6 +422,7 @@ def label_configurations(configs: xr.Dataset, settings, cache_dir: str | os.Path
     any calculation for bad input or an unusable cache folder."""
     from threadpoolctl import threadpool_limits
 
+    from hmc_core.configurations import config_arrays
     from tasks.label import LabelInputError
 
     check_batch(configs, settings)
@@ -473,6 +476,8 @@ def label_configurations(configs: xr.Dataset, settings, cache_dir: str | os.Path
 def _assemble(configs: xr.Dataset, outcomes: list[LabelOutcome], stresses: list, settings, spec: AseSpec
               ) -> xr.Dataset:
     """The output dataset: the variables of :func:`tasks.label._assemble`, ``stress`` when any, ASE provenance."""
+    from hmc_core.configurations import VOIGT
+
     out = configs.drop_vars([v for v in ("stress", "voigt") if v in configs.variables])
     n_config, n_max = out.sizes["config"], out.sizes["atom"]
     forces = np.full((n_config, n_max, 3), np.nan)
