@@ -61,10 +61,13 @@ def _name(store: CampaignStore) -> str:
 
 
 def _method(store: CampaignStore) -> str:
-    """The reference method of the labels, e.g. 'PySCF HF/sto-3g'."""
+    """The reference method of the labels, e.g. 'PySCF HF/sto-3g' or 'ASE ase:lj (LennardJones)'."""
     labels = store.read_labels()
     if labels is None:
         return "PySCF"
+    labeler = str(labels.attrs.get("label_labeler", ""))
+    if labeler.startswith("ase"):
+        return f"ASE {labeler} ({str(labels.attrs.get('label_calculator', '')).rpartition(':')[2]})"
     method = str(labels.attrs.get("label_method", "")).upper()
     if method == "DFT":
         method = str(labels.attrs.get("label_functional", "DFT"))

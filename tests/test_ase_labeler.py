@@ -230,6 +230,9 @@ def test_stage_output_goes_into_a_campaign_store(tmp_path):
     back = read_netcdf(store.labels_path)
     np.testing.assert_array_equal(back["stress"].values, result.labels["stress"].values)
     assert back.attrs["label_labeler"] == "ase:lj" and list(back["status"].values) == ["ok", "ok"]
+    from flows.plots import _method
+
+    assert _method(store) == "ASE ase:lj (LennardJones)"
 
 
 def test_existing_stress_is_replaced_or_dropped():
@@ -413,3 +416,22 @@ def test_bad_campaign_labeling_keys(tmp_path, capsys, body, words, system):
     assert body in path.read_text()
     _case_error(capsys, ["run", path, "--dir", tmp_path / "c"], words)
     assert not (tmp_path / "c" / "campaign.toml").exists()
+
+
+def test_readme_labeling_snippet_is_a_valid_campaign_section():
+    """The README's ```toml block with ``labeler`` is valid, as written and with its commented alternative."""
+    import tomllib
+    from pathlib import Path
+
+    from flows.config import parse_config
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, re.S | re.M) if "labeler" in b]
+    assert blocks
+    for block in blocks:
+        active = "\n".join(line for line in block.splitlines() if not line.startswith("# "))
+        alternative = "[labeling]\n" + "\n".join(line[2:] for line in block.splitlines()
+                                                 if line.startswith("# ") and "=" in line)
+        for text in (active, alternative):
+            cfg = parse_config({"system": {"builtin": "ar13"}, **tomllib.loads(text)})
+            assert cfg.labeling.labeler.startswith("ase")
