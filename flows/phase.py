@@ -188,7 +188,7 @@ def melting_curve(settings: MeltingCurveSettings, run_dir: str = "runs/melting")
     defective = melting_bracket([ds for ds in heating if ds.attrs["vacancy_fraction"] > 0
                                  or ds.attrs["interstitial_fraction"] > 0], cooling)
     summary = {
-        "settings": s.model_dump(), "n_atoms_perfect": 4 * s.n_cells**3,
+        "settings": s.summary(), "n_atoms_perfect": 4 * s.n_cells**3,
         "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
         "T_plus": bracket["T_plus"], "T_minus": bracket["T_minus"],
         "T_hysteresis": bracket["T_hysteresis"],
@@ -308,7 +308,7 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
     write_netcdf(combined, out / "coexistence.nc")
     bracket = coexistence_bracket(runs)
     summary = {
-        "settings": s.model_dump(), "n_atoms": runs[0].attrs["n_atoms"],
+        "settings": s.summary(), "n_atoms": runs[0].attrs["n_atoms"],
         "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
         "T_grew": bracket["T_grew"], "T_melted": bracket["T_melted"], "T_mid": bracket["T_mid"],
         "consistent": bracket["consistent"],
@@ -421,7 +421,7 @@ def seeded_crystallisation(settings: SeededSettings, run_dir: str = "runs/seeded
     combined.attrs.update({**system.describe(), "pressure": s.pressure, "schema": "pesflow.seeded/1"})
     write_netcdf(combined, out / "seeded.nc")
     plot_seeded(combined, out / "seeded.png")
-    summary = {"settings": s.model_dump(), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
+    summary = {"settings": s.summary(), "melt_temperature": t_melt, "brackets": critical_size_brackets(runs),
                "runs": [{k: ds.attrs[k] for k in ("temperature", "structure", "n_seed", "replica", "n_atoms",
                                                    "outcome", "seed_density", "liquid_density",
                                                    "cluster_criterion", "inserted_largest_cluster",

@@ -90,6 +90,13 @@ class PhaseSettings(BaseModel):
         object.__setattr__(system, "lattice_constant_source", self.lattice_constant_source or "given")
         return system
 
+    def summary(self) -> dict:
+        """The settings for a run's summary.json: every field, less those that do not apply to the system (the LJ
+        cutoff with a potential file; the potential's fields without one)."""
+        skip = {"cutoff_sigma"} if self.potential is not None else {"potential", "species", "lattice_constant",
+                                                                     "lattice_constant_source"}
+        return self.model_dump(exclude=skip)
+
     def stream(self, *key: int) -> np.random.SeedSequence:
         """The random stream of one run, keyed by its indices (e.g. (temperature, structure, size, replica))."""
         return np.random.SeedSequence(self.seed, spawn_key=tuple(int(k) for k in key))

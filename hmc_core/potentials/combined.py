@@ -16,7 +16,8 @@ from hmc_core.potentials.base import Potential, PotentialError
 
 
 class SumPotential(Potential):
-    """``terms``: potentials with the same units and neighbour-list kind; ``weights``: one per term (default 1)."""
+    """``terms``: potentials with the same units and neighbour-list kind (terms that use no neighbour list, such as
+    a confining wall, go with either kind); ``weights``: one per term (default 1)."""
 
     def __init__(self, terms: Sequence[Potential], weights: Sequence[float] | None = None):
         self.terms = list(terms)
@@ -25,11 +26,12 @@ class SumPotential(Potential):
         self.weights = [1.0] * len(self.terms) if weights is None else [float(w) for w in weights]
         if len(self.weights) != len(self.terms):
             raise PotentialError(f"{len(self.weights)} weights for {len(self.terms)} terms")
-        if len({t.full_neighbor_list for t in self.terms}) > 1:
+        listed = [t for t in self.terms if t.uses_neighbor_list] or self.terms  # a wall needs no list
+        if len({t.full_neighbor_list for t in listed}) > 1:
             raise PotentialError("terms mix full and half neighbour lists; they cannot share one list")
         if len({t.units for t in self.terms}) > 1:
             raise PotentialError(f"terms use different units: {[t.units for t in self.terms]}")
-        self.full_neighbor_list = self.terms[0].full_neighbor_list
+        self.full_neighbor_list = listed[0].full_neighbor_list
         self.uses_neighbor_list = any(t.uses_neighbor_list for t in self.terms)
         self.units = self.terms[0].units
         self.cutoff = max(t.cutoff for t in self.terms)
