@@ -9,6 +9,7 @@ and the batch goes on; every bad key or value is refused with one line before an
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 
@@ -155,6 +156,9 @@ def test_cache_entry_with_a_bad_stress_is_recomputed(tmp_path):
     path = next(tmp_path.rglob("*.npz"))
     with np.load(path) as data:
         assert data["stress"].shape == (6,)
+        import ase
+
+        assert json.loads(str(data["provenance"]))["ase"] == ase.__version__
     from tasks.ase_labeler import spec_of
     from tasks.label_cache import LabelQuestion
 
@@ -206,6 +210,26 @@ def test_a_calculator_that_raises_gives_failed_labels_and_the_batch_goes_on():
     result = run_label(LabelInputs(from_atoms(structures)),
                        LabelSettings(labeler="ase", calculator="test_ase_labeler:Flaky"))
     assert (result.n_ok, result.n_failed) == (1, 2)
+
+
+class WhoAmI(Calculator):
+    """Energy = −(process id): tells which process computed a label."""
+
+    implemented_properties = ["energy", "forces"]
+
+    def calculate(self, atoms=None, properties=("energy",), system_changes=all_changes):
+        super().calculate(atoms, properties, system_changes)
+        self.results = {"energy": -float(os.getpid()), "forces": np.zeros((len(self.atoms), 3))}
+
+
+def test_the_call_s_worker_count_and_progress_are_honoured():
+    structures = [_argon_cluster(seed) for seed in range(3)]
+    settings = LabelSettings(labeler="ase", calculator="test_ase_labeler:WhoAmI", n_workers=2)
+    seen = []
+    labels = label_configurations(from_atoms(structures), settings, n_workers=1,
+                                  progress=lambda done, total: seen.append((done, total)))
+    assert list(labels["energy"].values) == [-float(os.getpid())] * 3  # n_workers=1 of the call: in this process
+    assert seen == [(1, 3), (2, 3), (3, 3)]
 
 
 def test_parallel_workers_equal_serial_and_fill_the_cache(tmp_path):
