@@ -102,7 +102,11 @@ class MTPSystem(PhaseModel):
         object.__setattr__(self, "species", tuple(mtp.species))
         object.__setattr__(self, "mtp", mtp)
         if self.lattice_constant is None:
-            object.__setattr__(self, "lattice_constant", relaxed_lattice_constant(mtp, mtp.species[0]))
+            try:
+                a = relaxed_lattice_constant(mtp, mtp.species[0])
+            except ValueError as exc:
+                raise ValueError(f"{path}: {exc}") from None
+            object.__setattr__(self, "lattice_constant", a)
             object.__setattr__(self, "lattice_constant_source", "relaxed (fcc energy minimum at 0 K)")
         elif not (math.isfinite(self.lattice_constant) and self.lattice_constant > 0):
             raise ValueError(f"lattice constant {self.lattice_constant} Å must be a positive number")

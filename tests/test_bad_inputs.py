@@ -204,6 +204,69 @@ def test_bad_command_line(tmp_path, capsys, argv, words):
     _case_error(capsys, argv(tmp_path), words)
 
 
+# --potential FILE.mtp on the HMC commands (issue 16 §4): (argv from (tmp_path, shared data), words)
+L10, PHASE_T = "cubic_level10.mtp", ["--t-min", "1000", "--t-max", "1400"]
+POTENTIAL_CASES = [
+    (lambda t, d: ["coexist", "--potential", t / "missing.mtp", "--species", "Cu", *PHASE_T],
+     "no such potential file"),
+    (lambda t, d: ["coexist", "--potential", _text(t, "not.mtp", "hello\n"), "--species", "Cu", *PHASE_T],
+     "is this an MLIP .mtp file"),
+    (lambda t, d: ["coexist", "--potential", t, "--species", "Cu", *PHASE_T], "is a directory"),
+    (lambda t, d: ["coexist", "--potential", d / L10, *PHASE_T], ("does not name the elements", "--species")),
+    (lambda t, d: ["coexist", "--potential", _tagged(t, d), "--species", "W", *PHASE_T], "contradicts"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu,Li", *PHASE_T], "--species gives 2 elements"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Qq", *PHASE_T], "unknown element symbol"),
+    (lambda t, d: ["coexist", "--potential", d / "multi_level06.mtp", "--species", "Mo,Li,H", *PHASE_T],
+     "one-component"),
+    (lambda t, d: ["coexist", "--potential", d / "cubic_level16_untrained.mtp", "--species", "Cu", *PHASE_T],
+     "untrained"),
+    (lambda t, d: ["coexist", "--potential", d / "cubic_level16.mtp", "--species", "Cu", *PHASE_T],
+     ("no minimum", "--lattice-constant")),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu", "--element", "Ar", *PHASE_T],
+     ("--element applies to the built-in Lennard-Jones systems only", "drop --element")),
+    (lambda t, d: ["melt", "--potential", d / L10, "--species", "Cu", "--cutoff", "2.5", *PHASE_T],
+     "--cutoff applies to the built-in Lennard-Jones"),
+    (lambda t, d: ["seed", "--potential", d / L10, "--species", "Cu", "--cutoff", "2.5", "-T", "1000",
+                   "--melt-temperature", "3000"], "--cutoff applies to the built-in Lennard-Jones"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu"], "--t-min and --t-max (K)"),
+    (lambda t, d: ["seed", "--potential", d / L10, "--species", "Cu", "-T", "1000"], "--melt-temperature"),
+    (lambda t, d: ["seed", "--potential", d / L10, "--species", "Cu", "--melt-temperature", "3000"], "-T"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu", "--cells", "2", "2", "4", *PHASE_T],
+     "twice the MTP's cutoff"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu", "--lattice-constant", "-3", *PHASE_T],
+     "positive"),
+    (lambda t, d: ["melt", "--species", "Cu"], "--species describes a --potential"),
+    (lambda t, d: ["coexist", "--lattice-constant", "3.6"], "--lattice-constant describes a --potential"),
+    (lambda t, d: ["temper", "--potential", t / "missing.mtp", "--species", "Cu", "--t-min", "300", "--t-max", "900"],
+     "no such potential file"),
+    (lambda t, d: ["temper", "--potential", d / L10, "--species", "Cu"], "--t-min and --t-max (K)"),
+    (lambda t, d: ["temper", "--species", "Cu"], "--species describes a --potential"),
+    (lambda t, d: ["sample", "ar-fcc", "--potential", t / "missing.mtp", "--species", "Ar"], "no such potential file"),
+    (lambda t, d: ["sample", "ar-fcc", "--potential", d / L10, "--species", "Cu"], "species [18] are not in this MTP"),
+]
+
+
+def _text(t: Path, name: str, content: str) -> Path:
+    (t / name).write_text(content)
+    return t / name
+
+
+def _tagged(t: Path, d: Path) -> Path:
+    """The level-10 fixture written by pesflow as a Cu potential (its potential_tag names the element)."""
+    from hmc_core.mtp import read_mtp, write_mtp
+
+    path = t / "cu.mtp"
+    write_mtp(read_mtp(d / L10, species=[29]), path)
+    return path
+
+
+@pytest.mark.parametrize(("argv", "words"), POTENTIAL_CASES, ids=[f"potential{i}" for i in range(len(POTENTIAL_CASES))])
+def test_bad_potential_option(tmp_path, capsys, shared_data, argv, words):
+    """Bad --potential input on every HMC command: one line, exit 2, before any server or sampling starts."""
+    _case_error(capsys, argv(tmp_path, shared_data / "mtp"), words)
+    assert not list(tmp_path.glob("runs*")), "nothing may be written for a refused command"
+
+
 def test_busy_directory_names_the_holder(tmp_path, capsys):
     from flows.config import load_config
     from flows.store import CampaignStore
@@ -218,4 +281,4 @@ def test_busy_directory_names_the_holder(tmp_path, capsys):
 
 
 def test_catalogue_has_at_least_100_cases():
-    assert len(CONFIG_CASES) + len(STRUCTURE_CASES) + len(COMMAND_CASES) + 1 >= 100
+    assert len(CONFIG_CASES) + len(STRUCTURE_CASES) + len(COMMAND_CASES) + len(POTENTIAL_CASES) + 1 >= 100
