@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import json
 import os
 import re
@@ -48,7 +49,7 @@ MODULES: dict[str, list[str]] = {
     "hmc_core/uncertainty/": ["tests/test_uncertainty.py", "tests/test_select.py",
                               "tests/test_mutation_uncertainty.py"],
     "flows/active_learning.py": ["tests/test_campaign_core.py", "tests/test_campaign.py",
-                                 "tests/test_mutation_active_learning.py"],
+                                 "tests/test_mutation_active_learning.py", "tests/test_campaign_wiring.py"],
 }
 # extra pytest arguments of a module's selection (only in the stats run, which decides the tests of each mutant):
 # the label tests that start worker processes (spawn + PySCF import, ~10 s each) are left out, so mutants only
@@ -59,11 +60,15 @@ SELECTION_ARGS: dict[str, list[str]] = {
     # and so are the slow numerical checks (finite-difference forces, periodic, MP2, warm-start cycles; 7-13 s each)
     "tasks/label.py": ["-k", "not parallel and not worker_count and not killed_worker and not finite_differences "
                        "and not warm_start_same_energy and not periodic_gamma and not mp2"],
-    # the end-to-end campaign (PySCF labels under Prefect, minutes per run) is too slow to repeat per mutant:
-    # the Campaign class methods it alone reaches count as "no tests"
+    # the end-to-end campaign through the CLI (a server start per run) is too slow to repeat per mutant; the
+    # Campaign wiring is tested in-process by tests/test_campaign_wiring.py against one server (NEEDS_SERVER)
     "flows/active_learning.py": ["--deselect", "tests/test_campaign.py"],
 }
 BAR = 0.85
+# modules whose tests run flows in-process: one Prefect server is started for the whole mutmut run (a temporary
+# server per mutant would cost ~15 s each) and named to the tests by PESFLOW_TEST_PREFECT_API_URL; repeated
+# PySCF labels are answered by one label cache (PESFLOW_TEST_LABEL_CACHE) shared by all mutants
+NEEDS_SERVER = {"flows/active_learning.py"}
 
 # Surviving mutants judged equivalent: mutmut name -> why no test can tell them from the original.
 _RANK_DTYPE = ("rank_of only orders rows and is converted to int64 by ActiveSet.select (_group_index); its values "
@@ -385,27 +390,52 @@ def run_module(module: str, args: argparse.Namespace, mutmut: str) -> dict:
                OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
     seconds = None
     if not args.report_only:
-        cmd = [mutmut, "run", "--max-children", str(args.workers)]
-        if args.rerun_survivors:
-            names = [n for n, s in merged_results(workdir, module).items() if s in ("survived", "no tests")]
-            if not names:
-                print(f"[{module}] no survivors to re-run")
+        with contextlib.ExitStack() as stack:
+            if module in NEEDS_SERVER:
+                env.update(test_server(stack, workdir))
+            seconds = _run_mutmut(module, args, mutmut, workdir, env)
+            if seconds is None:
                 return summarise(workdir, module, None)
-            cmd += names
-        log = workdir / "mutmut-run.log"
-        print(f"[{module}] {' '.join(cmd[:5])} in {workdir.relative_to(ROOT)} (progress: {log.relative_to(ROOT)})",
-              flush=True)
-        t0 = time.perf_counter()
-        with open(log, "w") as fh:
-            out = subprocess.run(cmd, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
-        seconds = time.perf_counter() - t0
-        if out.returncode != 0:
-            tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
-            print(f"[{module}] mutmut exited with {out.returncode}; end of {log}:", *tail, sep="\n", file=sys.stderr)
     result = summarise(workdir, module, seconds)
     print(f"[{module}] killed {result['killed']} timeout {result['timeout']} survived {result['survived']} "
           f"no-tests {result['no_tests']} score {result['score']}", flush=True)
     return result
+
+
+def test_server(stack: contextlib.ExitStack, workdir: Path) -> dict[str, str]:
+    """Start a Prefect server (its own PREFECT_HOME below ``workdir``) for the run; the test environment."""
+    sys.path.insert(0, str(ROOT))
+    from flows.server import start_server
+
+    server = start_server(workdir / "prefect-home")
+    stack.callback(server.stop)
+    print(f"Prefect server for the tests: {server.record.api_url}", flush=True)
+    (workdir / "label-cache").mkdir(exist_ok=True)
+    return {"PESFLOW_TEST_PREFECT_API_URL": server.record.api_url,
+            "PESFLOW_TEST_LABEL_CACHE": str(workdir / "label-cache"),
+            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(workdir / "prefect-home")}
+
+
+def _run_mutmut(module: str, args: argparse.Namespace, mutmut: str, workdir: Path, env: dict) -> float | None:
+    """Run mutmut for ``module`` in ``workdir``; its wall time (s), or None when there was nothing to re-run."""
+    cmd = [mutmut, "run", "--max-children", str(args.workers)]
+    if args.rerun_survivors:
+        names = [n for n, s in merged_results(workdir, module).items() if s in ("survived", "no tests")]
+        if not names:
+            print(f"[{module}] no survivors to re-run")
+            return None
+        cmd += names
+    log = workdir / "mutmut-run.log"
+    print(f"[{module}] {' '.join(cmd[:5])} in {workdir.relative_to(ROOT)} (progress: {log.relative_to(ROOT)})",
+          flush=True)
+    t0 = time.perf_counter()
+    with open(log, "w") as fh:
+        out = subprocess.run(cmd, cwd=workdir, env=env, stdout=fh, stderr=subprocess.STDOUT, check=False)
+    seconds = time.perf_counter() - t0
+    if out.returncode != 0:
+        tail = log.read_text(errors="replace").replace("\r", "\n").splitlines()[-15:]
+        print(f"[{module}] mutmut exited with {out.returncode}; end of {log}:", *tail, sep="\n", file=sys.stderr)
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:

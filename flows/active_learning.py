@@ -102,13 +102,14 @@ def _campaign_run_name() -> str:
 @flow(name="active-learning", flow_run_name=_campaign_run_name, log_prints=False, persist_result=False)
 def active_learning(config_path: str | None = None, directory: str | None = None,
                     max_iterations: int | None = None, more_iterations: int | None = None,
-                    config: CampaignConfig | None = None) -> dict:
+                    config: CampaignConfig | None = None, ui_plots: bool = True) -> dict:
     """Run (or resume) an active-learning campaign.
 
     config: the validated configuration (the CLI passes it; it is parsed once), else read from config_path
     (campaign TOML/YAML; None = the embedded default); directory: campaign directory (default: the config's
     ``directory`` or ``runs/<name>``); max_iterations: overrides ``[stopping] max_iterations``; more_iterations:
-    allow that many label rounds beyond the iterations already recorded (the nightly continuation).
+    allow that many label rounds beyond the iterations already recorded (the nightly continuation); ui_plots:
+    publish each iteration's learning curve and parity plot as a Prefect artifact (about 1-3 s per iteration).
     Returns the campaign summary (:func:`flows.reporting.summarize`) plus ``this_run_s``: seconds per stage
     spent by this run (stages resumed from markers cost nothing).
     """
@@ -125,7 +126,7 @@ def active_learning(config_path: str | None = None, directory: str | None = None
         store.initialize(config.to_toml())
         store.remove_stale_temporaries()
         store.provenance = {"campaign_seed": config.seed, "campaign_config": store.config_path.read_text()}
-        campaign = Campaign(config, store)
+        campaign = Campaign(config, store, ui_plots=ui_plots)
         summary = campaign.run()
     summary["this_run_s"] = dict(campaign.spent)
     summary["flow_body_s"] = time.perf_counter() - t0
@@ -159,8 +160,8 @@ def task_runner(config: CampaignConfig, store: CampaignStore):
 class Campaign:
     """Wiring of one campaign run over a store: which stage runs, with what inputs, where its outputs go."""
 
-    def __init__(self, config: CampaignConfig, store: CampaignStore):
-        self.config, self.store = config, store
+    def __init__(self, config: CampaignConfig, store: CampaignStore, ui_plots: bool = True):
+        self.config, self.store, self.ui_plots = config, store, ui_plots
         try:
             self.log = get_run_logger()
         except Exception:  # outside a flow run (plain calls in tests): the standard logger
@@ -395,7 +396,8 @@ class Campaign:
                                  key=artifact_key(cfg.name, "iteration"),
                                  description=f"campaign {cfg.name}: iteration {it}")
         try:
-            publish_plots(self.store, cfg.name, it)
+            if self.ui_plots:
+                publish_plots(self.store, cfg.name, it)
         except Exception as exc:  # a plot must never stop a campaign; the files are complete without it
             self.log.warning("iteration %d: plots for the UI not published (%s: %s)", it, type(exc).__name__, exc)
         if self.progress_id is not None:

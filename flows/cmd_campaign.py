@@ -83,6 +83,8 @@ def run(
     directory: Path = typer.Option(None, "--dir", "-d", help="campaign directory (default: from the config)"),
     max_iterations: int = typer.Option(None, help="override [stopping] max_iterations"),
     plots: bool = typer.Option(True, help="write PNG plots into DIR/plots at the end"),
+    ui_plots: bool = typer.Option(True, help="publish each iteration's learning curve and parity plot in the "
+                                  "Prefect UI (about 1-3 s per iteration)"),
 ):
     """Run (or resume) an active-learning campaign; no CONFIG runs the embedded default."""
     campaign_environment()
@@ -101,7 +103,7 @@ def run(
 
     t_call = time.perf_counter()
     with flow_server():  # PREFECT_API_URL, a running `pesflow ui`, or a server of this run's own
-        summary = active_learning(config=cfg, directory=str(cfg_dir))
+        summary = active_learning(config=cfg, directory=str(cfg_dir), ui_plots=ui_plots)
     t_end = time.perf_counter()
     wall = t_end - t0
     outside = {"imports + config checks": t_call - t0,

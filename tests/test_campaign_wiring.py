@@ -1,0 +1,422 @@
+"""The campaign's wiring (``flows/active_learning.py``: :class:`Campaign` and the ``active_learning`` flow), run
+in this process on a real Prefect server with real stages (HF/STO-3G water labels by PySCF, MTP fits, HMC,
+MaxVol selection), small enough to repeat for every mutant of ``make mutation``.
+
+What is checked is what the flow must wire, each against the stage called directly with the same inputs and
+random stream: the starting and test sets, every fit, every chain (start, temperature, seed), the selection,
+the labels, the stage markers, the metrics row (every column recomputed here), DONE.json and final.mtp, the
+log lines and the Prefect artifacts; then resume from stage markers, a finished campaign, larger budgets,
+and each stop rule as the flow applies it.
+
+The Prefect server: the one named by ``PESFLOW_TEST_PREFECT_API_URL`` (``bench/mutation.py`` starts one for all
+mutants), else Prefect's test harness (a temporary server, once per module). Label cache: the folder named by
+``PESFLOW_TEST_LABEL_CACHE``, else one per module, shared by the campaigns here (it answers repeated PySCF
+calculations; a mutant that changes what is labeled just misses it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from flows.config import load_config
+from flows.store import CampaignStore
+
+CONFIG = """
+name = "{name}"
+seed = 11
+[system]
+builtin = "H2O"
+n_start = 3
+n_test = {n_test}
+rattle = 0.08
+test_rattle = 0.05
+[potential]
+level = 2
+max_iter = {max_iter}
+[hmc]
+temperatures = [300.0, 900.0]
+n_starts = 2
+n_samples = 8
+n_warmup = 2
+save_every = 2
+[selection]
+threshold = {threshold}
+break_threshold = {break_threshold}
+budget = 2
+[labeling]
+method = "hf"
+basis = "sto-3g"
+density_fit = false
+n_workers = 1
+cache_dir = "{cache}"
+[stopping]
+max_iterations = {iterations}
+max_labels = {max_labels}
+stop_when_no_candidates = {stop_when_no_candidates}
+{target}
+"""
+STAGES = ("label start set", "label test set", "fit", "explore", "select", "label")
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A Prefect API for in-process flow runs: the running server named by PESFLOW_TEST_PREFECT_API_URL, else a
+    temporary one (Prefect's test harness)."""
+    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
+    if url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    else:
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=180):
+            yield None
+
+
+@pytest.fixture(scope="module")
+def label_cache(tmp_path_factory):
+    return os.environ.get("PESFLOW_TEST_LABEL_CACHE") or str(tmp_path_factory.mktemp("label-cache"))
+
+
+class Lines(logging.Handler):
+    """The campaign's log lines (the Prefect run logger of the flow and of its tasks)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    def messages(self, level=logging.INFO) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno == level and r.module == "active_learning"]
+
+
+@pytest.fixture
+def lines():
+    handler = Lines()
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def write_config(tmp_path, cache, name="wiring", iterations=1, n_test=2, threshold=1.0, max_labels=200,
+                 stop_when_no_candidates="false", target="", max_iter=20):
+    path = tmp_path / f"{name}.toml"
+    path.write_text(CONFIG.format(name=name, iterations=iterations, n_test=n_test, threshold=threshold,
+                                  max_labels=max_labels, stop_when_no_candidates=stop_when_no_candidates,
+                                  target=target, cache=cache, max_iter=max_iter,
+                                  break_threshold=max(50.0, 10 * threshold)))
+    return path
+
+
+def run(path, directory, **kwargs) -> dict:
+    from flows.active_learning import active_learning
+
+    return active_learning(config_path=str(path), directory=str(directory), **kwargs)
+
+
+def artifacts(key: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                     sort=ArtifactSort.CREATED_DESC)
+
+
+def same_potential(a, b) -> None:
+    """Two MTPs with the same parameters (to round-off of the .mtp text)."""
+    for name in ("radial_coeffs", "species_coeffs", "moment_coeffs"):
+        np.testing.assert_allclose(getattr(a, name), getattr(b, name), rtol=1e-9, atol=1e-12, err_msg=name)
+    assert a.scaling == pytest.approx(b.scaling, rel=1e-12)
+
+
+def same(a: xr.Dataset, b: xr.Dataset, names=("positions", "species", "cell", "pbc", "n_atoms")) -> None:
+    for name in names:
+        if name in a or name in b:
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+
+
+@pytest.fixture(scope="module")
+def campaign(prefect_api, label_cache, tmp_path_factory):
+    """One finished two-iteration campaign (iteration 0 explores, selects and labels; iteration 1 fits and stops
+    at the iteration budget), with the log lines it wrote."""
+    tmp = tmp_path_factory.mktemp("wiring")
+    handler = Lines()
+    logger = logging.getLogger("prefect.flow_runs")
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        summary = run(write_config(tmp, label_cache), tmp / "run", ui_plots=False)
+    finally:
+        logger.removeHandler(handler)
+    return tmp, summary, handler
+
+
+def test_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
+    from flows.systems import load_system, rattled_set
+    from hmc_core.mtp import read_mtp
+    from hmc_core.uncertainty import ActiveSet
+    from tasks.explore import ExploreInputs, plan_chains, run_explore
+    from tasks.fit import run_fit
+    from tasks.label import label_configurations
+    from tasks.select import SelectInputs, run_select
+
+    tmp, summary, _ = campaign
+    cfg = load_config(tmp / "wiring.toml")
+    store = CampaignStore(tmp / "run")
+    labels = store.read_labels()
+
+    # starting set and test set: the configured rattles with their own streams, labeled by PySCF
+    system = load_system("H2O")
+    start = rattled_set(system, 3, 0.08, cfg.system.min_distance, cfg.stream("start_set"))
+    test_set = store.read_dataset("test_set.nc")
+    same(labels.isel(config=slice(0, 3)), start)
+    same(test_set, rattled_set(system, 2, 0.05, cfg.system.min_distance, cfg.stream("test_set")))
+    n_sel = labels.sizes["config"] - 3
+    assert n_sel >= 1
+    assert list(labels["iteration"].values) == [-1, -1, -1] + [0] * n_sel
+    assert list(labels["origin"].values) == ["start"] * 3 + ["candidate"] * n_sel
+    assert test_set.attrs["label_wall_s"] > 0
+    assert store.read_json("start.done.json")["n"] == 3 and store.read_json("start.done.json")["wall_s"] > 0
+    direct = label_configurations(start, cfg.labeling.label_settings())
+    np.testing.assert_allclose(labels["energy"].values[:3], direct["energy"].values, rtol=0, atol=1e-7)
+
+    # iteration 0: the fit on the start set, with the fit stream
+    fit = run_fit(labels.isel(config=slice(0, 3)), cfg.potential, cfg.stream("fit"))
+    mtp0 = read_mtp(store.path("potential.mtp", 0))
+    same_potential(mtp0, fit.potential)
+    meta = store.read_json("potential.json", 0)
+    assert meta["iteration"] == 0 and meta["potential"] == fit.potential.describe()
+    assert meta["fit_report"]["optimizer"]["iterations"] == fit.report["optimizer"]["iterations"]
+    active0 = ActiveSet.from_dataset(store.read_dataset("active_set.nc", 0))
+    np.testing.assert_allclose(active0.to_dataset()["A"].values if "A" in active0.to_dataset() else 0,
+                               fit.active_set.to_dataset()["A"].values if "A" in fit.active_set.to_dataset() else 0)
+    marker = store.stage_done("fit", 0)
+    assert marker["n_basis"] == mtp0.n_basis and marker["fit_s"] > 0
+    assert marker["fit_capped"] == int(fit.report["optimizer"]["iterations"] >= 20)
+
+    # iteration 0: every chain of the plan, at its own temperature and seed, in plan order
+    plan = plan_chains(cfg.hmc, 3, cfg.stream("chain_starts", 0))
+    assert len(plan) == 4
+    pool = store.read_dataset("samples.nc", 0)
+    traces = store.read_dataset("trajectories.nc", 0)
+    assert traces.sizes["chain"] == 4
+    offset, stopped = 0, 0
+    for c, chain in enumerate(plan):
+        one = run_explore(ExploreInputs(labels.isel(config=[chain.start]), chain.temperature, mtp0, active0, 50.0),
+                          cfg.hmc, cfg.stream("chain", 0, 0, *chain.key))
+        n = one.frames.sizes["config"]
+        part = pool.isel(config=slice(offset, offset + n))
+        same(part, one.frames)
+        np.testing.assert_array_equal(part["grade"].values, one.frames["grade"].values)
+        assert set(part["chain"].values) == {c} and set(part["start"].values) == {chain.start}
+        assert set(part["temperature"].values) == {chain.temperature}
+        np.testing.assert_array_equal(traces["potential_energy"].values[c], one.trace["potential_energy"].values[0])
+        offset += n
+        stopped += one.stopped_early
+    assert offset == pool.sizes["config"]
+    explored = store.stage_done("explore", 0)
+    ran = np.isfinite(traces["potential_energy"].values)
+    assert explored["n_pool"] == offset and explored["n_chains"] == 4 and explored["chains_stopped"] == stopped
+    assert explored["acceptance"] == pytest.approx(traces["accepted"].values[ran].mean(), abs=1e-12)
+    assert explored["max_grade"] == pytest.approx(np.nanmax(pool["grade"].values), abs=1e-12)
+    assert explored["explore_s"] > 0
+
+    # iteration 0: the selection from that pool, with the label budget left, then its labels
+    sel = run_select(SelectInputs(pool, mtp0, active0, max_new=200 - 3), cfg.selection, cfg.stream("select", 0))
+    candidates = store.read_dataset("candidates.nc", 0)
+    same(candidates, sel.selected)
+    assert candidates.sizes["config"] == n_sel
+    xr.testing.assert_allclose(store.read_dataset("pool_summary.nc", 0), sel.summary)
+    selected = store.stage_done("select", 0)
+    assert (selected["n_selected"], selected["n_above_threshold"], selected["n_above_break"],
+            selected["n_invalid"]) == (n_sel, sel.n_above_threshold, sel.n_above_break, sel.n_invalid)
+    same(labels.isel(config=slice(3, None)), candidates)
+    labeled = store.stage_done("label", 0)
+    assert labeled["n_new_labels"] == n_sel and labeled["n_failed"] == 0 and labeled["label_s"] > 0
+    assert labeled["pyscf_s"] == pytest.approx(float(np.nansum(labels["wall_time"].values[3:])))
+
+    # iteration 1: the fit on all labels; the iteration budget stops before exploring
+    mtp1 = read_mtp(store.path("potential.mtp", 1))
+    fit1 = run_fit(labels, cfg.potential, cfg.stream("fit"))
+    same_potential(mtp1, fit1.potential)
+    for stage in ("explore", "select", "label"):
+        assert store.stage_done(stage, 1) is None
+    assert store.path("final.mtp").read_bytes() == store.path("potential.mtp", 1).read_bytes()
+    assert store.read_json("final.json") == store.read_json("potential.json", 1)
+    done = store.read_json("DONE.json")
+    assert done == {"reason": "iteration budget (1 label rounds); not converged", "iterations": 2}
+
+
+def test_metrics_rows_hold_what_each_stage_measured(campaign):
+    from hmc_core.mtp import read_mtp
+    from hmc_core.mtp.fit import prediction_errors
+
+    tmp, summary, _ = campaign
+    store = CampaignStore(tmp / "run")
+    metrics = store.read_metrics()
+    assert list(metrics["iteration"].values) == [0, 1]
+    labels, test_set = store.read_labels(), store.read_dataset("test_set.nc")
+    n_all = labels.sizes["config"]
+    for it, n_labels in ((0, 3), (1, n_all)):
+        row = store.metrics_row(it)
+        mtp = read_mtp(store.path("potential.mtp", it))
+        assert row["n_labels"] == n_labels
+        for key, value in prediction_errors(mtp, test_set).items():
+            assert row[f"test_{key}"] == pytest.approx(value, rel=1e-9), key
+        for key, value in prediction_errors(mtp, labels.isel(config=slice(0, n_labels))).items():
+            assert row[f"train_{key}"] == pytest.approx(value, rel=1e-9), key
+        for stage in ("fit", "explore", "select", "label"):
+            for key, value in (store.stage_done(stage, it) or {}).items():
+                assert row[key] == pytest.approx(value), (stage, key)
+        assert row["iteration_s"] > 0
+    assert store.metrics_row(0)["stop_reason"] == ""
+    assert store.metrics_row(1)["stop_reason"] == "iteration budget (1 label rounds); not converged"
+    assert np.isnan(store.metrics_row(1)["n_pool"])
+
+    assert summary["reason"] == "iteration budget (1 label rounds); not converged" and summary["finished"]
+    assert summary["n_labels"] == n_all and summary["final_potential"] == str(store.path("final.mtp"))
+    assert set(summary["this_run_s"]) == set(STAGES)
+    assert all(v > 0 for v in summary["this_run_s"].values())
+    assert summary["flow_body_s"] >= sum(summary["this_run_s"].values())
+
+
+def test_the_log_says_what_each_stage_did(campaign):
+    tmp, _, handler = campaign
+    store = CampaignStore(tmp / "run")
+    f0, e0, s0 = (store.stage_done(s, 0) for s in ("fit", "explore", "select"))
+    f1 = store.stage_done("fit", 1)
+    pool = store.read_dataset("samples.nc", 0)
+    expected = [
+        f"campaign wiring in {store.root}",
+        "labeled 3 starting configurations (3 ok)",
+        f"iteration 0: fitted MTP level 2 on 3 labels in {f0['fit_s']:.1f} s",
+        f"iteration 0: 4 HMC chains, {e0['n_pool']} frames, {e0['chains_stopped']} chains stopped at the break "
+        f"grade, max grade {e0['max_grade']:.3g}",
+        f"iteration 0: {s0['n_above_threshold']} of {pool.sizes['config']} frames above grade 1, "
+        f"{s0['n_selected']} selected",
+    ]
+    info = handler.messages()
+    for line in expected:
+        assert line in info, (line, info)
+    assert any(m.startswith(f"iteration 0: labeled {s0['n_selected']} configuration(s) (0 failed) in ")
+               and m.endswith(" s")
+               for m in info), info
+    n_all = store.read_labels().sizes["config"]
+    assert f"iteration 1: fitted MTP level 2 on {n_all} labels in {f1['fit_s']:.1f} s" in info
+    assert info[-1] == "campaign finished after 2 iteration(s): iteration budget (1 label rounds); not converged"
+    capped = [m for m in handler.messages(logging.WARNING) if "iteration cap" in m]
+    assert capped == [f"iteration {it}: the fit stopped at its iteration cap ([potential] max_iter = 20) before "
+                      "converging; raise max_iter for a converged fit"
+                      for it in (0, 1) if store.stage_done("fit", it)["fit_capped"]]
+
+
+def test_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    tmp, _, _ = campaign
+    store = CampaignStore(tmp / "run")
+    [progress] = artifacts("wiring-progress")[:1]
+    assert progress.data == 100.0 and progress.type == "progress"
+    assert progress.description == ("campaign wiring: finished (iteration budget (1 label rounds); "
+                                    "not converged)")
+    table = artifacts("wiring-metrics")
+    assert len(table) >= 2 and table[0].type == "table"
+    rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
+    assert [r["iteration"] for r in rows] == [0, 1]
+    assert table[0].description == "campaign wiring: metrics per iteration"
+    iteration = artifacts("wiring-iteration")
+    assert iteration[0].description == "campaign wiring: iteration 1" and "iteration budget" in iteration[0].data
+    assert iteration[1].description == "campaign wiring: iteration 0"
+    assert artifacts("wiring-plots") == []  # ui_plots=False (plots on: the error-target campaign below)
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["campaign-wiring"])))
+    assert runs, "the flow run is named campaign-<name>"
+    assert store.read_json("DONE.json")["iterations"] == 2
+
+
+def test_resume_from_markers_recomputes_nothing_and_records_the_same_rows(campaign, label_cache):
+    tmp, summary, _ = campaign
+    copy = tmp / "resumed"
+    shutil.copytree(tmp / "run", copy)
+    (copy / "metrics.nc").unlink()
+    (copy / "DONE.json").unlink()
+    (copy / "final.mtp").unlink()
+    again = run(tmp / "wiring.toml", copy, ui_plots=False)
+    assert again["this_run_s"] == {}  # every stage answered by its marker
+    a, b = CampaignStore(tmp / "run").read_metrics(), CampaignStore(copy).read_metrics()
+    for name in a.data_vars:
+        if name != "iteration_s":
+            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    assert (copy / "final.mtp").read_bytes() == (tmp / "run" / "final.mtp").read_bytes()
+    assert again["reason"] == summary["reason"]
+
+
+def test_a_finished_campaign_is_not_rerun_and_larger_budgets_continue_it(campaign, lines):
+    tmp, summary, _ = campaign
+    copy = tmp / "continued"
+    shutil.copytree(tmp / "run", copy)
+    before = (copy / "metrics.nc").read_bytes()
+    again = run(tmp / "wiring.toml", copy)
+    assert again["this_run_s"] == {} and (copy / "metrics.nc").read_bytes() == before
+    assert any(m.startswith(f"campaign in {copy} already finished (iteration budget") for m in lines.messages())
+
+    # the nightly continuation: one more label round
+    more = run(tmp / "wiring.toml", copy, more_iterations=1, ui_plots=False)
+    store = CampaignStore(copy)
+    assert list(store.read_metrics()["iteration"].values) == [0, 1, 2]
+    assert store.metrics_row(1)["stop_reason"] == ""  # the lifted budget stop is replaced
+    assert store.metrics_row(2)["stop_reason"] == "iteration budget (2 label rounds); not converged"
+    assert store.read_json("DONE.json") == {"reason": "iteration budget (2 label rounds); not converged",
+                                            "iterations": 3}
+    assert set(more["this_run_s"]) == {"fit", "explore", "select", "label"}
+    assert store.path("final.mtp").read_bytes() == store.path("potential.mtp", 2).read_bytes()
+    n_before = CampaignStore(tmp / "run").read_labels().sizes["config"]
+    assert store.read_labels().sizes["config"] == n_before + store.stage_done("label", 1)["n_new_labels"]
+
+
+def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache, tmp_path):
+    # error target: reached after the first fit, so nothing is explored; without a test set it is never checked
+    cfg = write_config(tmp_path, label_cache, name="target", iterations=3, target="force_rmse_target = 100.0")
+    out = run(cfg, tmp_path / "target", ui_plots=True)
+    store = CampaignStore(tmp_path / "target")
+    assert out["reason"].startswith("error target reached: test force RMSE ")
+    [plots] = artifacts("target-plots")
+    assert plots.description == "campaign target: learning curve and parity, iteration 0"
+    assert plots.data.count("](data:image/png;base64,") == 2
+    assert list(store.read_metrics()["iteration"].values) == [0] and store.stage_done("explore", 0) is None
+
+    # label budget: 3 start labels + at most 1 selected, then the budget stops iteration 1
+    cfg = write_config(tmp_path, label_cache, name="budget", iterations=5, max_labels=4, n_test=0)
+    out = run(cfg, tmp_path / "budget", ui_plots=False)
+    store = CampaignStore(tmp_path / "budget")
+    assert out["reason"] == "label budget (4 labels); not converged"
+    assert store.stage_done("select", 0)["n_selected"] == 1 and store.read_labels().sizes["config"] == 4
+    assert not store.has("test_set.nc") and "test_force_rmse_eV_per_A" not in store.read_metrics()
+
+    # nothing above the selection grade: converged after selecting, nothing labeled
+    cfg = write_config(tmp_path, label_cache, name="calm", iterations=3, threshold=1e9,
+                       stop_when_no_candidates="true", n_test=0)
+    out = run(cfg, tmp_path / "calm", ui_plots=False)
+    store = CampaignStore(tmp_path / "calm")
+    assert out["reason"].startswith("converged: no explored frame above grade 1000000000.0")
+    assert store.stage_done("select", 0)["n_selected"] == 0 and store.stage_done("label", 0) is None
+    assert list(store.read_metrics()["iteration"].values) == [0]
+    assert store.read_json("DONE.json")["iterations"] == 1
