@@ -145,8 +145,8 @@ def temper(
         ladder = auto_ladder(make_forcefield, cfg, start, t_min, t_max, target=target_swap, n_pilot=100, seed=seed)
     lj = units == "lj"
     t_unit, e_unit, l_unit = ("ε/k_B", "ε", "σ") if lj else ("K", "eV", "Å")
-    console.print(f"replica exchange: {what}, {len(ladder)} rungs T = {ladder[0]:.3f} … {ladder[-1]:.3f} {t_unit}, "
-                  f"{sweeps} sweeps …")
+    console.print(f"replica exchange: {what}, {len(ladder)} rungs {'T*' if lj else 'T'} = {ladder[0]:.3f} … "
+                  f"{ladder[-1]:.3f}{'' if lj else ' K'}, {sweeps} sweeps …")
     t0 = time.perf_counter()
     result = ReplicaExchange(make_forcefield, cfg, ladder).run(start, sweeps, seed=seed, save_every=10)
     wall = time.perf_counter() - t0
@@ -176,8 +176,9 @@ def temper(
         ds.attrs.update(global_minimum_energy=GLOBAL_MINIMA[n_atoms], global_minimum_source=GLOBAL_MINIMA_SOURCE)
     write_netcdf(ds, out)
     table = Table(title=f"replica exchange → {out}")
-    for col in (f"T ({t_unit})", f"⟨U⟩ ({e_unit})", "C_V (k_B)", "HMC acc.", "swap rate → next",
-                "round trips of walker from T"):
+    t_name = "T*" if lj else "T"
+    for col in (f"{t_name} ({t_unit})", f"⟨U⟩ ({e_unit})", "C_V (k_B)", "HMC acc.", "swap rate → next",
+                f"round trips of walker from {t_name}"):
         table.add_column(col, justify="right")
     cv = ds["heat_capacity"].values
     for k, t in enumerate(ladder):
