@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import uuid
 
 import numpy as np
 import pytest
@@ -62,6 +63,9 @@ max_labels = {max_labels}
 stop_when_no_candidates = {stop_when_no_candidates}
 {target}
 """
+# campaign names are unique per test session: the Prefect server (and its artifacts) may be shared by many runs
+RUN = uuid.uuid4().hex[:8]
+WIRING = f"wiring-{RUN}"
 STAGES = ("label start set", "label test set", "fit", "explore", "select", "label")
 
 
@@ -116,7 +120,7 @@ def lines():
 def write_config(tmp_path, cache, name="wiring", iterations=1, n_test=2, threshold=1.0, max_labels=200,
                  stop_when_no_candidates="false", target="", max_iter=20):
     path = tmp_path / f"{name}.toml"
-    path.write_text(CONFIG.format(name=name, iterations=iterations, n_test=n_test, threshold=threshold,
+    path.write_text(CONFIG.format(name=f"{name}-{RUN}", iterations=iterations, n_test=n_test, threshold=threshold,
                                   max_labels=max_labels, stop_when_no_candidates=stop_when_no_candidates,
                                   target=target, cache=cache, max_iter=max_iter,
                                   break_threshold=max(50.0, 10 * threshold)))
@@ -304,7 +308,7 @@ def test_the_log_says_what_each_stage_did(campaign):
     f1 = store.stage_done("fit", 1)
     pool = store.read_dataset("samples.nc", 0)
     expected = [
-        f"campaign wiring in {store.root}",
+        f"campaign {WIRING} in {store.root}",
         "labeled 3 starting configurations (3 ok)",
         f"iteration 0: fitted MTP level 2 on 3 labels in {f0['fit_s']:.1f} s",
         f"iteration 0: 4 HMC chains, {e0['n_pool']} frames, {e0['chains_stopped']} chains stopped at the break "
@@ -333,21 +337,21 @@ def test_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign):
 
     tmp, _, _ = campaign
     store = CampaignStore(tmp / "run")
-    [progress] = artifacts("wiring-progress")[:1]
+    [progress] = artifacts(f"{WIRING}-progress")
     assert progress.data == 100.0 and progress.type == "progress"
-    assert progress.description == ("campaign wiring: finished (iteration budget (1 label rounds); "
+    assert progress.description == (f"campaign {WIRING}: finished (iteration budget (1 label rounds); "
                                     "not converged)")
-    table = artifacts("wiring-metrics")
+    table = artifacts(f"{WIRING}-metrics")
     assert len(table) >= 2 and table[0].type == "table"
     rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
     assert [r["iteration"] for r in rows] == [0, 1]
-    assert table[0].description == "campaign wiring: metrics per iteration"
-    iteration = artifacts("wiring-iteration")
-    assert iteration[0].description == "campaign wiring: iteration 1" and "iteration budget" in iteration[0].data
-    assert iteration[1].description == "campaign wiring: iteration 0"
-    assert artifacts("wiring-plots") == []  # ui_plots=False (plots on: the error-target campaign below)
+    assert len(table) == 2 and table[0].description == f"campaign {WIRING}: metrics per iteration"
+    iteration = artifacts(f"{WIRING}-iteration")
+    assert [a.description for a in iteration] == [f"campaign {WIRING}: iteration 1", f"campaign {WIRING}: iteration 0"]
+    assert "iteration budget" in iteration[0].data
+    assert artifacts(f"{WIRING}-plots") == []  # ui_plots=False (plots on: the error-target campaign below)
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=["campaign-wiring"])))
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"campaign-{WIRING}"])))
     assert runs, "the flow run is named campaign-<name>"
     assert store.read_json("DONE.json")["iterations"] == 2
 
@@ -398,8 +402,8 @@ def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache,
     out = run(cfg, tmp_path / "target", ui_plots=True)
     store = CampaignStore(tmp_path / "target")
     assert out["reason"].startswith("error target reached: test force RMSE ")
-    [plots] = artifacts("target-plots")
-    assert plots.description == "campaign target: learning curve and parity, iteration 0"
+    [plots] = artifacts(f"target-{RUN}-plots")
+    assert plots.description == f"campaign target-{RUN}: learning curve and parity, iteration 0"
     assert plots.data.count("](data:image/png;base64,") == 2
     assert list(store.read_metrics()["iteration"].values) == [0] and store.stage_done("explore", 0) is None
 
