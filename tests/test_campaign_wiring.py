@@ -63,10 +63,14 @@ max_labels = {max_labels}
 stop_when_no_candidates = {stop_when_no_candidates}
 {target}
 """
-# campaign names are unique per test session: the Prefect server (and its artifacts) may be shared by many runs
-RUN = uuid.uuid4().hex[:8]
-WIRING = f"wiring-{RUN}"
 STAGES = ("label start set", "label test set", "fit", "explore", "select", "label")
+
+
+@pytest.fixture(scope="module")
+def tag() -> str:
+    """A suffix making this module's campaign names unique: the Prefect server (and the artifacts it keeps) may be
+    shared by many test processes (mutmut forks one per mutant from a process that imported this module)."""
+    return uuid.uuid4().hex[:8]
 
 
 @pytest.fixture(scope="module")
@@ -117,10 +121,10 @@ def lines():
     logger.setLevel(old)
 
 
-def write_config(tmp_path, cache, name="wiring", iterations=1, n_test=2, threshold=1.0, max_labels=200,
+def write_config(tmp_path, cache, tag, name="wiring", iterations=1, n_test=2, threshold=1.0, max_labels=200,
                  stop_when_no_candidates="false", target="", max_iter=20):
     path = tmp_path / f"{name}.toml"
-    path.write_text(CONFIG.format(name=f"{name}-{RUN}", iterations=iterations, n_test=n_test, threshold=threshold,
+    path.write_text(CONFIG.format(name=f"{name}-{tag}", iterations=iterations, n_test=n_test, threshold=threshold,
                                   max_labels=max_labels, stop_when_no_candidates=stop_when_no_candidates,
                                   target=target, cache=cache, max_iter=max_iter,
                                   break_threshold=max(50.0, 10 * threshold)))
@@ -133,13 +137,24 @@ def run(path, directory, **kwargs) -> dict:
     return active_learning(config_path=str(path), directory=str(directory), **kwargs)
 
 
-def artifacts(key: str):
+def artifacts(key: str, flow_run_name: str):
+    """The artifacts with ``key`` of the first flow run named ``flow_run_name``, newest first."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-    from prefect.client.schemas.sorting import ArtifactSort
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+        FlowRunFilter,
+        FlowRunFilterName,
+    )
+    from prefect.client.schemas.sorting import ArtifactSort, FlowRunSort
 
     with get_client(sync_client=True) as client:
-        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[flow_run_name])),
+                                     sort=FlowRunSort.START_TIME_ASC)
+        assert runs, f"no flow run named {flow_run_name}"
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key]),
+                                                                    flow_run_id=ArtifactFilterFlowRunId(any_=[runs[0].id])),
                                      sort=ArtifactSort.CREATED_DESC)
 
 
@@ -157,7 +172,7 @@ def same(a: xr.Dataset, b: xr.Dataset, names=("positions", "species", "cell", "p
 
 
 @pytest.fixture(scope="module")
-def campaign(prefect_api, label_cache, tmp_path_factory):
+def campaign(prefect_api, label_cache, tag, tmp_path_factory):
     """One finished two-iteration campaign (iteration 0 explores, selects and labels; iteration 1 fits and stops
     at the iteration budget), with the log lines it wrote."""
     tmp = tmp_path_factory.mktemp("wiring")
@@ -166,10 +181,10 @@ def campaign(prefect_api, label_cache, tmp_path_factory):
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG)
     try:
-        summary = run(write_config(tmp, label_cache), tmp / "run", ui_plots=False)
+        summary = run(write_config(tmp, label_cache, tag), tmp / "run", ui_plots=False)
     finally:
         logger.removeHandler(handler)
-    return tmp, summary, handler
+    return tmp, summary, handler, f"wiring-{tag}"
 
 
 def test_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
@@ -181,7 +196,7 @@ def test_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
     from tasks.label import label_configurations
     from tasks.select import SelectInputs, run_select
 
-    tmp, summary, _ = campaign
+    tmp, summary, _, name = campaign
     cfg = load_config(tmp / "wiring.toml")
     store = CampaignStore(tmp / "run")
     labels = store.read_labels()
@@ -272,7 +287,7 @@ def test_metrics_rows_hold_what_each_stage_measured(campaign):
     from hmc_core.mtp import read_mtp
     from hmc_core.mtp.fit import prediction_errors
 
-    tmp, summary, _ = campaign
+    tmp, summary, _, name = campaign
     store = CampaignStore(tmp / "run")
     metrics = store.read_metrics()
     assert list(metrics["iteration"].values) == [0, 1]
@@ -302,13 +317,13 @@ def test_metrics_rows_hold_what_each_stage_measured(campaign):
 
 
 def test_the_log_says_what_each_stage_did(campaign):
-    tmp, _, handler = campaign
+    tmp, _, handler, name = campaign
     store = CampaignStore(tmp / "run")
     f0, e0, s0 = (store.stage_done(s, 0) for s in ("fit", "explore", "select"))
     f1 = store.stage_done("fit", 1)
     pool = store.read_dataset("samples.nc", 0)
     expected = [
-        f"campaign {WIRING} in {store.root}",
+        f"campaign {name} in {store.root}",
         "labeled 3 starting configurations (3 ok)",
         f"iteration 0: fitted MTP level 2 on 3 labels in {f0['fit_s']:.1f} s",
         f"iteration 0: 4 HMC chains, {e0['n_pool']} frames, {e0['chains_stopped']} chains stopped at the break "
@@ -332,32 +347,26 @@ def test_the_log_says_what_each_stage_did(campaign):
 
 
 def test_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
-
-    tmp, _, _ = campaign
-    store = CampaignStore(tmp / "run")
-    [progress] = artifacts(f"{WIRING}-progress")
+    tmp, _, _, name = campaign
+    run_name = f"campaign-{name}"  # the flow run's name (the artifacts below are those of that run)
+    [progress] = artifacts(f"{name}-progress", run_name)
     assert progress.data == 100.0 and progress.type == "progress"
-    assert progress.description == (f"campaign {WIRING}: finished (iteration budget (1 label rounds); "
+    assert progress.description == (f"campaign {name}: finished (iteration budget (1 label rounds); "
                                     "not converged)")
-    table = artifacts(f"{WIRING}-metrics")
-    assert len(table) >= 2 and table[0].type == "table"
+    table = artifacts(f"{name}-metrics", run_name)
+    assert len(table) == 2 and table[0].type == "table"
+    assert table[0].description == f"campaign {name}: metrics per iteration"
     rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
     assert [r["iteration"] for r in rows] == [0, 1]
-    assert len(table) == 2 and table[0].description == f"campaign {WIRING}: metrics per iteration"
-    iteration = artifacts(f"{WIRING}-iteration")
-    assert [a.description for a in iteration] == [f"campaign {WIRING}: iteration 1", f"campaign {WIRING}: iteration 0"]
+    iteration = artifacts(f"{name}-iteration", run_name)
+    assert [a.description for a in iteration] == [f"campaign {name}: iteration 1", f"campaign {name}: iteration 0"]
     assert "iteration budget" in iteration[0].data
-    assert artifacts(f"{WIRING}-plots") == []  # ui_plots=False (plots on: the error-target campaign below)
-    with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"campaign-{WIRING}"])))
-    assert runs, "the flow run is named campaign-<name>"
-    assert store.read_json("DONE.json")["iterations"] == 2
+    assert artifacts(f"{name}-plots", run_name) == []  # ui_plots=False (plots on: the error-target campaign)
+    assert CampaignStore(tmp / "run").read_json("DONE.json")["iterations"] == 2
 
 
 def test_resume_from_markers_recomputes_nothing_and_records_the_same_rows(campaign, label_cache):
-    tmp, summary, _ = campaign
+    tmp, summary, _, name = campaign
     copy = tmp / "resumed"
     shutil.copytree(tmp / "run", copy)
     (copy / "metrics.nc").unlink()
@@ -374,7 +383,7 @@ def test_resume_from_markers_recomputes_nothing_and_records_the_same_rows(campai
 
 
 def test_a_finished_campaign_is_not_rerun_and_larger_budgets_continue_it(campaign, lines):
-    tmp, summary, _ = campaign
+    tmp, summary, _, name = campaign
     copy = tmp / "continued"
     shutil.copytree(tmp / "run", copy)
     before = (copy / "metrics.nc").read_bytes()
@@ -396,19 +405,19 @@ def test_a_finished_campaign_is_not_rerun_and_larger_budgets_continue_it(campaig
     assert store.read_labels().sizes["config"] == n_before + store.stage_done("label", 1)["n_new_labels"]
 
 
-def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache, tmp_path):
+def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache, tag, tmp_path):
     # error target: reached after the first fit, so nothing is explored; without a test set it is never checked
-    cfg = write_config(tmp_path, label_cache, name="target", iterations=3, target="force_rmse_target = 100.0")
+    cfg = write_config(tmp_path, label_cache, tag, name="target", iterations=3, target="force_rmse_target = 100.0")
     out = run(cfg, tmp_path / "target", ui_plots=True)
     store = CampaignStore(tmp_path / "target")
     assert out["reason"].startswith("error target reached: test force RMSE ")
-    [plots] = artifacts(f"target-{RUN}-plots")
-    assert plots.description == f"campaign target-{RUN}: learning curve and parity, iteration 0"
+    [plots] = artifacts(f"target-{tag}-plots", f"campaign-target-{tag}")
+    assert plots.description == f"campaign target-{tag}: learning curve and parity, iteration 0"
     assert plots.data.count("](data:image/png;base64,") == 2
     assert list(store.read_metrics()["iteration"].values) == [0] and store.stage_done("explore", 0) is None
 
     # label budget: 3 start labels + at most 1 selected, then the budget stops iteration 1
-    cfg = write_config(tmp_path, label_cache, name="budget", iterations=5, max_labels=4, n_test=0)
+    cfg = write_config(tmp_path, label_cache, tag, name="budget", iterations=5, max_labels=4, n_test=0)
     out = run(cfg, tmp_path / "budget", ui_plots=False)
     store = CampaignStore(tmp_path / "budget")
     assert out["reason"] == "label budget (4 labels); not converged"
@@ -416,7 +425,7 @@ def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache,
     assert not store.has("test_set.nc") and "test_force_rmse_eV_per_A" not in store.read_metrics()
 
     # nothing above the selection grade: converged after selecting, nothing labeled
-    cfg = write_config(tmp_path, label_cache, name="calm", iterations=3, threshold=1e9,
+    cfg = write_config(tmp_path, label_cache, tag, name="calm", iterations=3, threshold=1e9,
                        stop_when_no_candidates="true", n_test=0)
     out = run(cfg, tmp_path / "calm", ui_plots=False)
     store = CampaignStore(tmp_path / "calm")
