@@ -11,6 +11,7 @@ import shutil
 import signal
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -286,21 +287,29 @@ def test_warm_start_from_the_nearest_cached_geometry(tmp_path):
 
 
 def test_a_calculation_runs_with_the_requested_threads_and_restores_them():
+    """PySCF's OpenMP count and the BLAS pools are set to the calculation's thread count while it runs and put
+    back afterwards. (The process runs at 2 threads around the call but no parallel region runs at 2 here: a
+    GNU OpenMP pool created in this process would hang forked copies of it, such as mutmut's test runners.)"""
     from pyscf import lib
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    before = lib.num_threads()
-    threads = before + 1
-    with threadpool_limits(limits=threads):
-        expected = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
-    outside = [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
-    seen = []
-    label_configurations(_h2s(0.74), HF.model_copy(update={"threads_per_worker": threads}),
-                         progress=lambda done, total: seen.append(
-                             (lib.num_threads(), [(i["filepath"], i["num_threads"]) for i in threadpool_info()])))
-    assert seen == [(threads, expected)]
-    assert lib.num_threads() == before
-    assert [(i["filepath"], i["num_threads"]) for i in threadpool_info()] == outside
+    def pools():
+        return [(i["filepath"], i["num_threads"]) for i in threadpool_info()]
+
+    previous = lib.num_threads()
+    try:
+        with threadpool_limits(limits=2):
+            lib.num_threads(2)
+            outside = pools()
+            with threadpool_limits(limits=1):
+                expected = pools()
+            assert expected != outside
+            seen = []
+            label_configurations(_h2s(0.74), HF, progress=lambda done, total: seen.append((lib.num_threads(), pools())))
+            assert seen == [(1, expected)]
+            assert lib.num_threads() == 2 and pools() == outside
+    finally:
+        lib.num_threads(previous)
 
 
 def test_in_a_daemonic_process_labels_run_in_process():
@@ -369,6 +378,14 @@ def test_spawned_pool_labels_equal_in_process_labels(tmp_path):
     assert len(list(tmp_path.rglob("*.npz"))) == n and not list(tmp_path.rglob("*.tmp"))
 
 
+def _mine(pid: int) -> bool:
+    """Whether ``pid`` is a live child process of this one (never signal anything else)."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]) == os.getpid()
+    except (OSError, IndexError, ValueError):
+        return False
+
+
 def _kill_pools(n_pools: int, size: int, stop: threading.Event) -> threading.Thread:
     """SIGKILL the worker processes of the next ``n_pools`` pools of ``size`` workers, as soon as all of a pool's
     workers exist (so every job has been submitted) and before any can finish a label."""
@@ -376,7 +393,7 @@ def _kill_pools(n_pools: int, size: int, stop: threading.Event) -> threading.Thr
         killed: set[int] = set()
         for _ in range(n_pools):
             while not stop.is_set():
-                fresh = [p for p in multiprocessing.active_children() if p.pid not in killed]
+                fresh = [p for p in multiprocessing.active_children() if p.pid not in killed and _mine(p.pid)]
                 if len(fresh) >= size:
                     for p in fresh:
                         os.kill(p.pid, signal.SIGKILL)
