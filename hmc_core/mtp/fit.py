@@ -9,6 +9,13 @@ energies in eV/atom, forces eV/Å, stresses as virial per atom (eV/atom); y are 
 (species constants and moment coefficients) scaled by their design-matrix column norms. Missing labels
 (NaN) simply drop their terms.
 
+Optional per-label weights in the labels dataset (cluster cuts, :mod:`hmc_core.cluster_cut`):
+``force_weight`` (config, atom) ω_kj ≥ 0 replaces the force term by w_F / (3 W_k) Σ_j ω_kj |ΔF_kj|², with
+W_k = Σ_j ω_kj (so ω = 1 everywhere is the plain loss; atoms with ω = 0 are ignored, their forces need not even
+be finite); ``energy_weight`` (config,) e_k ≥ 0 multiplies w_E (0: the energy of configuration k is not
+fitted). NaN weights (e.g. after concatenating with labels that have none) count as 1. The error reports
+(:func:`error_report`, :func:`prediction_errors`) then compare only forces with ω > 0 and energies with e > 0.
+
 * :func:`fit_linear`: radial coefficients fixed; the energy is linear in (species_coeffs, moment_coeffs),
   so the weighted least-squares problem is solved exactly (design matrix from the Numba kernel
   :func:`~hmc_core.mtp.evaluate.mtp_basis_derivatives`; ridge solve: Cholesky with refinement, QR or SVD).
@@ -88,6 +95,27 @@ def usable_labels(ds: xr.Dataset) -> xr.Dataset:
     return ds.isel(config=usable_configurations(ds))
 
 
+def label_weights(ds: xr.Dataset, k: int) -> tuple[np.ndarray | None, float]:
+    """Per-atom force weights (n,) of configuration ``k`` (None when the dataset has none or all are 1) and its
+    energy weight (1.0 when absent); NaN counts as 1. ValueError for negative or infinite weights."""
+    n = int(ds["n_atoms"].values[k])
+    force_w = None
+    if "force_weight" in ds:
+        w = np.asarray(ds["force_weight"].values[k, :n], dtype=np.float64)
+        w = np.where(np.isnan(w), 1.0, w)
+        if not np.all(np.isfinite(w) & (w >= 0)):
+            raise ValueError(f"configuration {k}: force_weight must be finite and ≥ 0 on every atom (1 = fit, "
+                             f"0 = ignore), got {w[~(np.isfinite(w) & (w >= 0))][:3].tolist()}")
+        force_w = None if np.all(w == 1.0) else w
+    energy_w = 1.0
+    if "energy_weight" in ds:
+        e = float(ds["energy_weight"].values[k])
+        energy_w = 1.0 if np.isnan(e) else e
+        if not (np.isfinite(energy_w) and energy_w >= 0):
+            raise ValueError(f"configuration {k}: energy_weight must be finite and ≥ 0 (1 = fit, 0 = ignore), got {e}")
+    return force_w, energy_w
+
+
 class TrainingData:
     """Configurations prepared once for repeated fits: wrapped positions, types, neighbour lists, labels."""
 
@@ -107,9 +135,11 @@ class TrainingData:
             forces = ds["forces"].values[k, :n] if "forces" in ds else np.full((n, 3), np.nan)
             stress = ds["stress"].values[k] if "stress" in ds else np.full(6, np.nan)
             volume = abs(np.linalg.det(cell)) if pbc.all() else np.nan
+            force_w, energy_w = label_weights(ds, int(k))
             self.items.append({"x": x, "types": types, "nlist": (nl.offsets, nl.neighbors, nl.codes, nl.shifts),
                                "n": n, "volume": volume, "energy": float(ds["energy"].values[k]),
-                               "forces": np.asarray(forces, dtype=np.float64), "stress": np.asarray(stress)})
+                               "forces": np.asarray(forces, dtype=np.float64), "stress": np.asarray(stress),
+                               "force_weight": force_w, "energy_weight": energy_w})
         self.groups = np.asarray(ds["group"].values)[idx].astype(str) if "group" in ds else None
         self.species = mtp.species
 
@@ -148,13 +178,23 @@ def design_matrix(mtp: MTP, data: TrainingData, settings: FitSettings):
         _check_close(mtp, close, int(data.indices[c]))
         n = it["n"]
         counts = np.bincount(it["types"], minlength=s).astype(np.float64)
-        if we > 0 and np.isfinite(it["energy"]):
-            w = np.sqrt(we)
+        if we * it["energy_weight"] > 0 and np.isfinite(it["energy"]):
+            w = np.sqrt(we * it["energy_weight"])
             blocks.append(w * np.concatenate([counts, bsum])[None, :] / n)
             targets.append([w * it["energy"] / n])
             kinds.append([0])
         f = it["forces"]
-        if wf > 0 and np.all(np.isfinite(f)):
+        omega = it["force_weight"]
+        if omega is not None:  # per-atom weights: only atoms with ω > 0 give rows
+            fit = np.flatnonzero(omega > 0)
+            if wf > 0 and len(fit) and np.all(np.isfinite(f[fit])):
+                w = np.repeat(np.sqrt(wf * omega[fit] / (3 * omega.sum())), 3)
+                rows = np.zeros((3 * len(fit), s + b_.n_basis))
+                rows[:, s:] = -w[:, None] * dbdx[fit].reshape(3 * len(fit), -1)
+                blocks.append(rows)
+                targets.append(w * f[fit].reshape(-1))
+                kinds.append(np.ones(3 * len(fit), int))
+        elif wf > 0 and np.all(np.isfinite(f)):
             w = np.sqrt(wf / (3 * n))
             rows = np.zeros((3 * n, s + b_.n_basis))
             rows[:, s:] = -w * dbdx.reshape(3 * n, -1)
@@ -232,12 +272,21 @@ def _residual_weights(mtp: MTP, data: TrainingData, settings: FitSettings, c: in
     alpha = 0.0
     lam = np.zeros((n, 3))
     rmat = np.zeros((3, 3))
-    if settings.energy_weight > 0 and np.isfinite(it["energy"]):
+    we = settings.energy_weight * it["energy_weight"]
+    if we > 0 and np.isfinite(it["energy"]):
         r = (e_pred - it["energy"]) / n
-        loss += settings.energy_weight * r * r
-        alpha = 2 * settings.energy_weight * r / n
+        loss += we * r * r
+        alpha = 2 * we * r / n
     f = it["forces"]
-    if settings.force_weight > 0 and np.all(np.isfinite(f)):
+    omega = it["force_weight"]
+    if omega is not None:
+        fit = omega > 0
+        if settings.force_weight > 0 and fit.any() and np.all(np.isfinite(f[fit])):
+            diff = np.where(fit[:, None], f_pred - np.where(fit[:, None], f, 0.0), 0.0)  # ω = 0: garbage ignored
+            scale = settings.force_weight / (3 * omega.sum())
+            loss += scale * float((omega[:, None] * diff * diff).sum())
+            lam = -2 * scale * omega[:, None] * diff
+    elif settings.force_weight > 0 and np.all(np.isfinite(f)):
         r = f_pred - f
         loss += settings.force_weight / (3 * n) * float((r * r).sum())
         lam = -(2 * settings.force_weight / (3 * n)) * r
@@ -390,12 +439,19 @@ def error_report(mtp: MTP, ds: xr.Dataset, indices=None, groups=None) -> dict:
     if groups is None and "group" in ds:
         groups = np.asarray(ds["group"].values)[idx].astype(str)
 
+    ref_energy = np.array(ds["energy"].values[idx], dtype=np.float64)
+    if "energy_weight" in ds:  # energies that are not fitted (cluster cuts) are not compared either
+        ref_energy[np.asarray(ds["energy_weight"].values[idx], dtype=np.float64) == 0] = np.nan
+    if "forces" in ds:
+        ref_forces = np.array(ds["forces"].values[idx], dtype=np.float64)
+        if "force_weight" in ds:  # only forces the fit uses (ω > 0; NaN counts as 1)
+            ref_forces[np.asarray(ds["force_weight"].values[idx], dtype=np.float64) == 0] = np.nan
+
     def block(sel):
         out = {"n_configs": int(sel.sum()),
-               "energy_mev_per_atom": _errors(1e3 * pred["energy"][sel] / n[sel], 1e3 * ds["energy"].values[idx][sel]
-                                              / n[sel])}
+               "energy_mev_per_atom": _errors(1e3 * pred["energy"][sel] / n[sel], 1e3 * ref_energy[sel] / n[sel])}
         if "forces" in ds:
-            out["forces_ev_per_A"] = _errors(pred["forces"][sel], ds["forces"].values[idx][sel])
+            out["forces_ev_per_A"] = _errors(pred["forces"][sel], ref_forces[sel])
         if "stress" in ds:
             out["stress_gpa"] = _errors(EV_PER_A3_TO_GPA * pred["stress"][sel],
                                         EV_PER_A3_TO_GPA * ds["stress"].values[idx][sel])
