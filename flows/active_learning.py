@@ -5,14 +5,16 @@ Iteration ``i`` (all results in the campaign directory, see :mod:`flows.store`):
 1. **fit** the MTP on the usable labels of earlier iterations (``tasks.fit``; iteration ``i`` fits exactly the
    labels with ``iteration < i``, so a finished iteration never changes), errors on the held-out test set;
 2. **stop?** error target, iteration budget, label budget (:func:`stop_before_exploring`);
-3. **explore**: one HMC chain per (start, temperature) on that MTP (``tasks.explore``), fanned out as Prefect
+3. **explore**: one HMC chain per (system, start, temperature) on that MTP (``tasks.explore``), fanned out as Prefect
    tasks; a chain stops as soon as a frame's extrapolation grade exceeds the break threshold;
 4. **select** at most ``budget`` candidates with grade above the threshold (``tasks.select``); none at all
    ends the campaign (:func:`stop_after_selecting`);
 5. **label** them with PySCF (``tasks.label``); failures are recorded and never fitted;
 6. **record** the iteration's metrics row (metrics.nc; a recorded row is final) and Prefect artifacts.
 
-Before iteration 0 the starting set (random displacements of the system) and the held-out test set are labeled.
+Before iteration 0 the starting set (random displacements of each system) and the held-out test set are labeled.
+Several systems (``[[system]]``) share the fit, the selection and the label budget; each explores from its own
+labels at its own temperatures, and labels, frames and metrics carry the system (:mod:`flows.campaign_systems`).
 Every stage writes its outputs atomically and then a completion marker; a campaign killed at any point resumes
 from the last marker when started again with the same command and ends with the same files as an uninterrupted
 run (the label cache answers every PySCF calculation that had finished). Random streams come from
@@ -35,10 +37,10 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
+from flows.campaign_systems import chain_title, per_system_errors, plan_explore, rattled_sets, tagged
 from flows.config import CampaignConfig, StoppingConfig, load_config
 from flows.reporting import artifact_key, iteration_markdown, metrics_table, summarize
 from flows.store import CampaignStore
-from flows.systems import load_system, rattled_set
 from hmc_core.configurations import concat
 from hmc_core.mtp import read_mtp
 from hmc_core.mtp.fit import prediction_errors, usable_labels
@@ -211,11 +213,10 @@ class Campaign:
 
     # -- starting set and test set --------------------------------------------------------------------------
     def start_sets(self) -> None:
-        cfg, store, sys = self.config, self.store, self.config.system
-        system = load_system(sys.builtin, cfg.structure_path(), sys.index, sys.species)
+        cfg, store = self.config, self.store
         if not store.has("start.done.json"):
             t0 = time.perf_counter()
-            start = rattled_set(system, sys.n_start, sys.rattle, sys.min_distance, cfg.stream("start_set"))
+            start = rattled_sets(cfg, "start_set")
             labels = self.label_set(start, f"label start set ({start.sizes['config']})")
             store.add_labels(labels, iteration=-1, origin="start")
             n_ok = usable_labels(labels).sizes["config"]
@@ -225,10 +226,8 @@ class Campaign:
             store.write_json("start.done.json", {"wall_s": self._timed("label start set", t0),
                                                  "n": start.sizes["config"]})
             self.log.info("labeled %d starting configurations (%d ok)", start.sizes["config"], n_ok)
-        if sys.n_test and not store.has("test_set.nc"):
+        if not store.has("test_set.nc") and (test := rattled_sets(cfg, "test_set")) is not None:
             t0 = time.perf_counter()
-            sigma = sys.rattle if sys.test_rattle is None else sys.test_rattle
-            test = rattled_set(system, sys.n_test, sigma, sys.min_distance, cfg.stream("test_set"))
             labels = self.label_set(test, f"label test set ({test.sizes['config']})")
             labels.attrs["label_wall_s"] = self._timed("label test set", t0)
             store.write_dataset("test_set.nc", labels)
@@ -250,6 +249,8 @@ class Campaign:
             row.update({f"test_{k}": v for k, v in prediction_errors(potential, store.read_dataset("test_set.nc"))
                         .items()})
         row.update({f"train_{k}": v for k, v in prediction_errors(potential, labels).items()})
+        row.update(per_system_errors(cfg, potential, {"train": labels, **(
+            {"test": store.read_dataset("test_set.nc")} if store.has("test_set.nc") else {})}))
         reason = stop_before_exploring(it, row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
                                        cfg.stopping)
         if reason is None:
@@ -297,19 +298,19 @@ class Campaign:
         cfg, store = self.config, self.store
         done = store.stage_done("explore", it)
         if done is None:
-            from tasks.explore import ExploreInputs, explore_task, plan_chains
+            from tasks.explore import ExploreInputs, explore_task
 
             t0 = time.perf_counter()
-            plan = plan_chains(cfg.hmc, labels.sizes["config"], cfg.stream("chain_starts", it))
+            plan = plan_explore(cfg, labels, it)
             futures = [self.runner.submit(
-                named(explore_task, f"HMC iteration {it} start {c.start} at {c.temperature:g} K"),
+                named(explore_task, chain_title(cfg, it, c)),
                 {"inputs": ExploreInputs(labels.isel(config=[c.start]), c.temperature, potential, active,
                                          cfg.selection.break_threshold),
-                 "settings": cfg.hmc, "seed": cfg.stream("chain", it, 0, *c.key)}) for c in plan]
+                 "settings": cfg.hmc, "seed": cfg.stream("chain", it, *c.key)}) for c in plan]
             results = [f.result() for f in futures]
             frames = []
             for c, (spec, res) in enumerate(zip(plan, results, strict=True)):
-                f = res.frames
+                f = tagged(res.frames, spec.name)
                 f["chain"] = ("config", np.full(f.sizes["config"], c, np.int32))
                 f["start"] = ("config", np.full(f.sizes["config"], spec.start, np.int32))
                 frames.append(f)

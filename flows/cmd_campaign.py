@@ -58,6 +58,23 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
         table.add_row(*cells)
     out = Console(width=max(Console().width, 150))
     out.print(table)
+    from flows.reporting import system_names
+
+    systems = system_names(rows[-1]) if rows else []
+    if systems:
+        t = Table(title="per system")
+        for title in ("it", "system", "labels", "test E RMSE (meV/atom)", "test F RMSE (eV/Å)",
+                      "train F RMSE (eV/Å)"):
+            t.add_column(title, justify="right")
+        for r in rows:
+            for name in systems:
+                cells = [str(r["iteration"]), name]
+                for key, fmt in (("n_labels", "{:.0f}"), ("test_energy_rmse_meV_per_atom", "{:.2f}"),
+                                 ("test_force_rmse_eV_per_A", "{:.4f}"), ("train_force_rmse_eV_per_A", "{:.4f}")):
+                    v = r.get(f"{name}.{key}")
+                    cells.append("–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v))
+                t.add_row(*cells)
+        out.print(t)
     capped = [r["iteration"] for r in rows if r.get("fit_capped")]
     if capped:
         out.print(f"[yellow]warning:[/] the fits of iteration(s) {', '.join(map(str, capped))} stopped at their "

@@ -3,8 +3,10 @@
 Sections (every key optional; defaults give a small, cheap campaign):
 
 ``name``, ``seed``, ``directory``
-``[system]``     what to learn: a built-in molecule/cluster or a structure file (any ASE format), and how the
-                 labeled starting set is made (random displacements of the structure)
+``[system]``     what to learn: a built-in molecule/cluster/crystal/liquid or a structure file (any ASE format),
+                 how its labeled starting set is made (random displacements of the structure) and its
+                 exploration temperatures; ``[[system]]`` (an array of tables) for several named systems
+                 (:class:`flows.system_config.SystemConfig`)
 ``[potential]``  the fit stage's settings, :class:`tasks.fit.MTPSettings` (level, cutoff Å, radial basis, weights)
 ``[hmc]``        the explore stage's settings, :class:`tasks.explore.ExploreSettings` (temperatures K, samples per
                  chain, integrator steps, time step fs)
@@ -28,8 +30,9 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.system_config import SystemConfig
 from tasks.explore import ExploreSettings
 from tasks.fit import MTPSettings
 from tasks.label_settings import LabelSettings
@@ -37,7 +40,7 @@ from tasks.select import SelectionSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_campaign.toml")
 #: the campaign's random streams (:meth:`CampaignConfig.stream`); append new ones, never reorder
-STREAMS = ("start_set", "test_set", "chain_starts", "chain", "select", "fit")
+STREAMS = ("start_set", "test_set", "chain_starts", "chain", "select", "fit", "structure")
 
 
 class ConfigError(ValueError):
@@ -49,40 +52,6 @@ class _Section(BaseModel):
 
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
-
-
-class SystemConfig(_Section):
-    """What is learned: ``builtin`` (an ASE molecule name such as ``H2O``, ``CH4``, or ``ar13`` / ``h2o-dimer``)
-    or ``structure`` (a file any ASE reader understands, relative paths from the config file's folder).
-
-    The starting set: ``n_start`` configurations made by Gaussian random displacements of standard deviation
-    ``rattle`` (Å) of the structure(s) (``species``: the elements of an MLIP ``.cfg`` file's atom types, type 0
-    first), rejecting any with two atoms closer than ``min_distance`` (Å);
-    ``n_test`` more make the held-out test set (0 = none), displaced by ``test_rattle`` (Å; default ``rattle``;
-    larger values test the potential beyond the starting set's reach)."""
-
-    builtin: str | None = "H2O"
-    structure: str | None = None
-    index: str = ":"
-    species: list[str] | None = None
-    n_start: int = Field(8, ge=2, le=10_000)
-    n_test: int = Field(8, ge=0, le=10_000)
-    rattle: float = Field(0.08, ge=0, le=1.0, allow_inf_nan=False)
-    test_rattle: float | None = Field(None, ge=0, le=1.0, allow_inf_nan=False)
-    min_distance: PositiveFloat = 0.6
-
-    @model_validator(mode="before")
-    @classmethod
-    def _one_source(cls, data: Any) -> Any:
-        if isinstance(data, dict) and data.get("structure") and "builtin" not in data:
-            data = {**data, "builtin": None}
-        return data
-
-    @model_validator(mode="after")
-    def _check_source(self) -> SystemConfig:
-        if (self.builtin is None) == (self.structure is None):
-            raise ValueError("give exactly one of `builtin` (e.g. \"H2O\") or `structure` (a file path)")
-        return self
 
 
 class LabelingConfig(LabelSettings):
@@ -129,12 +98,16 @@ class ExecutorConfig(_Section):
 
 
 class CampaignConfig(_Section):
-    """A whole campaign (see the module docstring)."""
+    """A whole campaign (see the module docstring). ``systems``: one or more systems (TOML key ``system``: a
+    table or an array of tables), names unique; :attr:`system` is the first (the only one of a one-system
+    campaign)."""
+
+    model_config = ConfigDict(populate_by_name=True)
 
     name: str = Field("campaign", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
     seed: int = Field(0, ge=0)
     directory: str | None = None
-    system: SystemConfig = SystemConfig()
+    systems: tuple[SystemConfig, ...] = Field((SystemConfig(),), alias="system")
     potential: MTPSettings = MTPSettings()
     hmc: ExploreSettings = ExploreSettings()
     selection: SelectionSettings = SelectionSettings()
@@ -143,19 +116,49 @@ class CampaignConfig(_Section):
     executor: ExecutorConfig = ExecutorConfig()
     source_dir: str = Field(".", exclude=True, description="folder of the config file (for relative paths)")
 
+    @field_validator("systems", mode="before")
+    @classmethod
+    def _table_or_array(cls, value: Any) -> Any:
+        if isinstance(value, dict | SystemConfig):
+            return [value]
+        if isinstance(value, list | tuple) and not 1 <= len(value) <= 64:
+            raise ValueError(f"give 1 to 64 systems ([[system]] tables), got {len(value)}")
+        return value
+
     @model_validator(mode="after")
     def _budgets(self) -> CampaignConfig:
-        if self.stopping.max_labels < self.system.n_start:
+        names = [s.system_name() for s in self.systems]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"[[system]] names must be unique: {', '.join(map(repr, dup))} used more than once; "
+                             "give each system its own `name`")
+        n_start = sum(s.n_start for s in self.systems)
+        if self.stopping.max_labels < n_start:
             raise ValueError(f"[stopping] max_labels ({self.stopping.max_labels}) is below [system] n_start "
-                             f"({self.system.n_start}): the starting set alone would exceed the label budget; "
-                             "raise max_labels or lower n_start")
+                             f"({n_start}{' over all systems' if len(self.systems) > 1 else ''}): the starting "
+                             "set alone would exceed the label budget; raise max_labels or lower n_start")
         return self
 
-    def structure_path(self) -> Path | None:
-        """Absolute path of ``system.structure`` (relative paths are taken from the config file's folder)."""
-        if self.system.structure is None:
+    @property
+    def system(self) -> SystemConfig:
+        """The first system (the only one of a one-system campaign)."""
+        return self.systems[0]
+
+    def system_names(self) -> list[str]:
+        """The systems' names, in order (labels and samples carry them in their ``system`` variable)."""
+        return [s.system_name() for s in self.systems]
+
+    def explore_temperatures(self, k: int) -> tuple[float, ...]:
+        """Exploration temperatures (K) of system ``k``: its own, else ``[hmc] temperatures``."""
+        return self.systems[k].temperatures or self.hmc.temperatures
+
+    def structure_path(self, k: int = 0) -> Path | None:
+        """Absolute path of system ``k``'s ``structure`` (relative paths are taken from the config file's
+        folder); None for a builtin."""
+        structure = self.systems[k].structure
+        if structure is None:
             return None
-        p = Path(self.system.structure).expanduser()
+        p = Path(structure).expanduser()
         return p if p.is_absolute() else (Path(self.source_dir) / p).resolve()
 
     def campaign_dir(self, override: str | Path | None = None) -> Path:
@@ -175,51 +178,76 @@ class CampaignConfig(_Section):
     def with_overrides(self, **sections: dict) -> CampaignConfig:
         """A validated copy with some keys replaced, e.g. ``with_overrides(stopping={"max_iterations": 5})``
         (command-line overrides go through the same checks as the file). Raises :class:`ConfigError`."""
-        data = self.model_dump(exclude_none=True)
+        data = self.model_dump(exclude_none=True, by_alias=True)
         for name, update in sections.items():
             data[name] = {**data.get(name, {}), **update}
         return parse_config(data, "command-line override", source_dir=self.source_dir)
 
     def to_toml(self) -> str:
-        """The configuration as TOML text (all values explicit; ``None`` values omitted)."""
-        return dump_toml(self.model_dump(exclude_none=True, exclude={"source_dir"}))
+        """The configuration as TOML text (all values explicit; ``None`` values omitted); one system is written
+        as a ``[system]`` table (as campaign directories made before ``[[system]]`` hold it), several as
+        ``[[system]]``."""
+        data = self.model_dump(exclude_none=True, exclude={"source_dir"}, by_alias=True)
+        if len(data["system"]) == 1:
+            data["system"] = data["system"][0]
+        return dump_toml(data)
 
 
 def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
     """Field names of the model that holds the key at ``loc``."""
     for part in loc[:-1]:
+        if isinstance(part, int):
+            continue
+        if model is CampaignConfig and part == "system":
+            model = SystemConfig
+            continue
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return []
         model = ann
-    return [k for k in model.model_fields if k != "source_dir"]
+    return [(f.alias or k) for k, f in model.model_fields.items() if k != "source_dir"]
 
 
-def _key(loc: tuple) -> str:
-    """``('hmc', 'temperatures', 0)`` → ``[hmc] temperatures[0]``."""
+def _key(loc: tuple, section: str | None = None) -> str:
+    """``('hmc', 'temperatures', 0)`` → ``[hmc] temperatures[0]``; ``section`` replaces the ``[...]`` part."""
     names = [str(p) for p in loc if not isinstance(p, int)]
     index = "".join(f"[{p}]" for p in loc if isinstance(p, int))
     if not names:
         return index
-    return (f"[{'.'.join(names[:-1])}] " if len(names) > 1 else "") + names[-1] + index
+    head = section or (f"[{'.'.join(names[:-1])}]" if len(names) > 1 else "")
+    return (f"{head} " if head else "") + names[-1] + index
 
 
-def _describe(exc: ValidationError, model: type[BaseModel], where: str) -> str:
+def _system_section(loc: tuple, data: dict) -> tuple[tuple, str | None]:
+    """An error inside ``system``: its location without the entry index and the section to name — ``[system]``
+    for a single table, ``[[system]] #k (name)`` for an entry of an array of tables."""
+    if len(loc) < 2 or loc[0] != "system" or not isinstance(loc[1], int):
+        return loc, None
+    entries = data.get("system")
+    if isinstance(entries, dict):
+        return ("system", *loc[2:]), "[system]"
+    entry = entries[loc[1]] if isinstance(entries, list) and loc[1] < len(entries) else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return ("system", *loc[2:]), f"[[system]] #{loc[1] + 1}" + (f" ({name!r})" if name else "")
+
+
+def _describe(exc: ValidationError, model: type[BaseModel], where: str, data: dict | None = None) -> str:
     lines = []
     for err in exc.errors():
-        loc = tuple(err["loc"])
+        loc, section = _system_section(tuple(err["loc"]), data or {})
         value = err.get("input")
         msg = " ".join(err["msg"].removeprefix("Value error, ").split())
         if err["type"] == "extra_forbidden":
             allowed = ", ".join(_allowed_keys(model, loc))
-            lines.append(f"unknown key {_key(loc)} = {value!r}; allowed keys: {allowed}")
+            lines.append(f"unknown key {_key(loc, section)} = {value!r}; allowed keys: {allowed}")
         elif err["type"] == "missing":
-            lines.append(f"missing key {_key(loc)}")
+            lines.append(f"missing key {_key(loc, section)}")
         elif isinstance(value, dict):  # a whole-section check
-            lines.append(f"[{'.'.join(str(p) for p in loc)}]: {msg}" if loc else msg)
+            head = section or (f"[{'.'.join(str(p) for p in loc)}]" if loc else "")
+            lines.append(f"{head}: {msg}" if head else msg)
         else:
-            lines.append(f"{_key(loc)} = {value!r}: {msg}")
+            lines.append(f"{_key(loc, section)} = {value!r}: {msg}")
     return f"{where}: " + "; ".join(lines)
 
 
@@ -231,7 +259,7 @@ def parse_config(data: dict, source: str | Path = "<config>", source_dir: str | 
     try:
         return CampaignConfig.model_validate({**data, "source_dir": src_dir})
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, CampaignConfig, str(source))) from None
+        raise ConfigError(_describe(exc, CampaignConfig, str(source), data)) from None
 
 
 def load_config(path: str | Path | None = None) -> CampaignConfig:
@@ -270,11 +298,16 @@ def _toml_value(v: Any) -> str:
 
 
 def dump_toml(data: dict) -> str:
-    """Minimal TOML writer for a two-level dict of scalars, lists and inline tables (what :class:`CampaignConfig`
-    holds)."""
-    top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    """Minimal TOML writer for a two-level dict of scalars, lists, inline tables and arrays of tables (what
+    :class:`CampaignConfig` holds)."""
+    def tables(v) -> bool:  # an array of tables, e.g. [[system]]
+        return isinstance(v, list | tuple) and bool(v) and all(isinstance(x, dict) for x in v)
+
+    top = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict) and not tables(v)]
     parts = ["\n".join(top)] if top else []
     for k, v in data.items():
         if isinstance(v, dict):
             parts.append(f"[{k}]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in v.items()))
+        elif tables(v):
+            parts.extend(f"[[{k}]]\n" + "\n".join(f"{kk} = {_toml_value(vv)}" for kk, vv in x.items()) for x in v)
     return "\n\n".join(parts) + "\n"

@@ -19,7 +19,7 @@ UNITS: dict[str, str] = {
     "positions": "Å", "cell": "Å", "energy": "eV", "forces": "eV/Å", "stress": "eV/Å³", "species": ONE,
     "n_atoms": COUNT, "pbc": ONE, "status": ONE, "reason": ONE, "scf_cycles": COUNT, "wall_time": "s",
     "warm_start": ONE, "cache_hit": ONE, "scf_ladder_step": COUNT, "scf_stability": ONE, "iteration": ONE,
-    "origin": ONE,
+    "origin": ONE, "system": ONE,
     # explored frames, candidates, pool summary (tasks.explore, tasks.select)
     "frame": ONE, "grade": ONE, "chain": ONE, "start": ONE, "temperature": "K", "volume_gain": ONE,
     "selection_rank": ONE, "pool_index": ONE, "selected": ONE, "grade_count": COUNT, "grade_bin_lower": ONE,
@@ -39,7 +39,10 @@ UNITS: dict[str, str] = {
 
 def unit_of(name: str) -> str | None:
     """The unit of variable ``name``: from the catalogue, else from its name's suffix (``_s`` seconds,
-    ``_meV_per_atom``, ``_eV_per_A``, ``_K``); None when unknown."""
+    ``_meV_per_atom``, ``_eV_per_A``, ``_K``); a per-system metrics column ``<system>.<column>`` has the unit of
+    ``<column>``; None when unknown."""
+    if "." in name:
+        return unit_of(name.rsplit(".", 1)[1])
     if name in UNITS:
         return UNITS[name]
     for suffix, unit in (("_meV_per_atom", "meV/atom"), ("_eV_per_A", "eV/Å"), ("_eV", "eV"), ("_K", "K"),

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from flows.reporting import system_names
 from flows.store import CampaignStore
 
 
@@ -76,7 +77,8 @@ def _method(store: CampaignStore) -> str:
 
 
 def learning_curve_figure(store: CampaignStore, upto: int | None = None):
-    """Test (and training) force and energy RMSE against the number of labels, and labels per iteration;
+    """Test (and training) force and energy RMSE against the number of labels (and each system's test errors),
+    and labels per iteration;
     only iterations ≤ ``upto`` when given. None without metrics."""
     m = store.read_metrics()
     if m is None or "n_labels" not in m:
@@ -93,6 +95,10 @@ def learning_curve_figure(store: CampaignStore, upto: int | None = None):
         if f"{prefix}_force_rmse_eV_per_A" in m:
             ax[0].plot(n, m[f"{prefix}_force_rmse_eV_per_A"].values, style, label=name)
             ax[1].plot(n, m[f"{prefix}_energy_rmse_meV_per_atom"].values, style, label=name)
+    for system in system_names(m.data_vars):  # per-system test errors of a several-system campaign
+        for a, key in ((ax[0], "test_force_rmse_eV_per_A"), (ax[1], "test_energy_rmse_meV_per_atom")):
+            if f"{system}.{key}" in m:
+                a.plot(n, m[f"{system}.{key}"].values, ".:", label=f"test: {system}")
     ax[0].set(xlabel="labels in the fit (count)", ylabel="force RMSE (eV/Å)", yscale="log",
               title="force error of the MTP vs PySCF")
     ax[1].set(xlabel="labels in the fit (count)", ylabel="energy RMSE (meV/atom)", yscale="log",

@@ -15,34 +15,39 @@ from flows.app import UserError
 from flows.config import CampaignConfig
 
 
-def check_structure(cfg: CampaignConfig):
-    """The reference structure(s): readable, finite coordinates, no two atoms closer than ``[system]
-    min_distance``. Returns the configurations dataset."""
-    from flows.systems import load_system
+def check_structure(cfg: CampaignConfig, k: int = 0):
+    """The reference structure(s) of system ``k``: readable (a generated crystal, liquid or cluster built),
+    finite coordinates, no two atoms closer than its ``min_distance``. Returns the configurations dataset."""
+    from flows.campaign_systems import reference_structures
     from hmc_core.neighbors import closest_pair
 
-    where = f"structure file {cfg.structure_path()}" if cfg.system.structure else f"builtin {cfg.system.builtin!r}"
-    if cfg.system.structure is not None and not cfg.structure_path().exists():
-        raise UserError(f"no such structure file: {cfg.structure_path()} ([system] structure)")
-    if cfg.structure_path() is not None and cfg.structure_path().is_dir():
-        raise UserError(f"[system] structure = {cfg.system.structure!r} is a directory; give a structure file")
+    sys, path = cfg.systems[k], cfg.structure_path(k)
+    section = "[system]" if len(cfg.systems) == 1 else f"[[system]] {sys.system_name()!r}"
+    where = f"structure file {path}" if sys.structure else f"builtin {sys.builtin!r}"
+    if len(cfg.systems) > 1:
+        where = f"{section} {where}"
+    if sys.structure is not None and not path.exists():
+        raise UserError(f"no such structure file: {path} ({section} structure)")
+    if path is not None and path.is_dir():
+        raise UserError(f"{section} structure = {sys.structure!r} is a directory; give a structure file")
     try:
-        system = load_system(cfg.system.builtin, cfg.structure_path(), cfg.system.index, cfg.system.species)
-    except (ValueError, KeyError, OSError) as exc:
-        raise UserError(f"cannot read {where}: {exc}") from None
+        system = reference_structures(cfg, k)
+    except (ValueError, KeyError, OSError, RuntimeError) as exc:
+        raise UserError(f"cannot {'read' if sys.structure or not sys.generated else 'build'} {where}: {exc}") \
+            from None
     from hmc_core.configurations import config_arrays
 
-    for k in range(system.sizes["config"]):
-        x, z, cell, pbc = config_arrays(system, k)
+    for j in range(system.sizes["config"]):
+        x, z, cell, pbc = config_arrays(system, j)
         bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         if len(bad):
-            raise UserError(f"{where}, structure {k}: atom {bad[0]} has non-finite coordinates {x[bad[0]]}; "
+            raise UserError(f"{where}, structure {j}: atom {bad[0]} has non-finite coordinates {x[bad[0]]}; "
                             "fix the file")
-        pair = closest_pair(x, cell, pbc, cfg.system.min_distance)
+        pair = closest_pair(x, cell, pbc, sys.min_distance)
         if pair is not None:
-            i, j, d = pair
-            raise UserError(f"{where}, structure {k}: atoms {i} and {j} are {d:.3f} Å apart, closer than [system] "
-                            f"min_distance = {cfg.system.min_distance} Å (overlapping or duplicated atoms?); "
+            a, b, d = pair
+            raise UserError(f"{where}, structure {j}: atoms {a} and {b} are {d:.3f} Å apart, closer than {section} "
+                            f"min_distance = {sys.min_distance} Å (overlapping or duplicated atoms?); "
                             "fix the structure")
     return system
 
@@ -60,22 +65,22 @@ def check_labels_possible(cfg: CampaignConfig, sets) -> None:
             raise UserError(f"[labeling] cannot label the {what}: {exc}") from None
 
 
-def check_sets(cfg: CampaignConfig, system) -> list:
-    """The random displacements of the starting and test sets can be drawn (cheap; the same draws the flow
-    makes, so the flow cannot fail on them later). Returns [(what, configurations)]."""
-    from flows.systems import rattled_set
+def check_sets(cfg: CampaignConfig, structures: list) -> list:
+    """The random displacements of the starting and test sets of every system can be drawn (cheap; the same
+    draws the flow makes, so the flow cannot fail on them later). ``structures``: each system's reference
+    structures. Returns [(what, configurations)]."""
+    from flows.campaign_systems import rattled_sets
 
-    s = cfg.system
     sets = []
-    for what, n, sigma, stream in (("starting set", s.n_start, s.rattle, "start_set"),
-                                   ("test set", s.n_test, s.rattle if s.test_rattle is None else s.test_rattle,
-                                    "test_set")):
-        if n:
-            try:
-                sets.append((what, rattled_set(system, n, sigma, s.min_distance, cfg.stream(stream))))
-            except ValueError as exc:
-                key = "rattle" if what == "starting set" or s.test_rattle is None else "test_rattle"
-                raise UserError(f"{what}: {exc}; lower [system] {key} or min_distance") from None
+    for what, which in (("starting set", "start_set"), ("test set", "test_set")):
+        try:
+            drawn = rattled_sets(cfg, which, structures)
+        except ValueError as exc:
+            tested = which == "test_set" and any(s.test_rattle is not None for s in cfg.systems)
+            raise UserError(f"{what}: {exc}; lower [system] {'test_rattle' if tested else 'rattle'} or "
+                            "min_distance") from None
+        if drawn is not None:
+            sets.append((what, drawn))
     return sets
 
 
@@ -143,6 +148,6 @@ def readable_results(store) -> None:
 
 def preflight(cfg: CampaignConfig, directory: Path) -> None:
     """All checks that need no computation (see the module docstring)."""
-    system = check_structure(cfg)
-    check_labels_possible(cfg, check_sets(cfg, system))
+    structures = [check_structure(cfg, k) for k in range(len(cfg.systems))]
+    check_labels_possible(cfg, check_sets(cfg, structures))
     check_directory(cfg, directory)

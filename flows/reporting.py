@@ -17,6 +17,17 @@ TABLE_COLUMNS = ("n_labels", "test_energy_rmse_meV_per_atom", "test_force_rmse_e
                  "acceptance", "fit_capped", *STAGE_TIMES, "iteration_s")
 
 
+def system_columns(columns) -> list[str]:
+    """The per-system metrics columns (``<system>.<column>``, :func:`flows.campaign_systems.per_system_errors`)
+    among ``columns``, in their order."""
+    return [c for c in columns if "." in str(c)]
+
+
+def system_names(columns) -> list[str]:
+    """The systems that have per-system metrics columns, in order of first appearance."""
+    return list(dict.fromkeys(c.split(".", 1)[0] for c in system_columns(columns)))
+
+
 def artifact_key(name: str, what: str) -> str:
     """Prefect artifact keys allow lowercase letters, digits and dashes only."""
     return re.sub(r"[^a-z0-9-]+", "-", f"{name}-{what}".lower()).strip("-")
@@ -24,11 +35,12 @@ def artifact_key(name: str, what: str) -> str:
 
 def metrics_table(metrics) -> list[dict]:
     """Rows of the metrics dataset as JSON-friendly dicts (for the Prefect table artifact), columns in
-    :data:`TABLE_COLUMNS` order; missing values are None, floats rounded to 4 significant figures."""
+    :data:`TABLE_COLUMNS` order, then the per-system columns (``<system>.<column>``); missing values are None,
+    floats rounded to 4 significant figures."""
     rows = []
     for i in metrics["iteration"].values:
         row = {"iteration": int(i)}
-        for c in TABLE_COLUMNS:
+        for c in (*TABLE_COLUMNS, *system_columns(metrics.data_vars)):
             if c in metrics:
                 v = metrics[c].sel(iteration=i).item()
                 if isinstance(v, float):
@@ -54,6 +66,9 @@ def iteration_markdown(name: str, it: int, row: dict, threshold: float, break_th
              f"acceptance {f('acceptance', '{:.2f}')}, max grade {f('max_grade')}",
              f"- selection: {f('n_above_threshold', '{:.0f}')} frames above grade {threshold}, "
              f"{f('n_selected', '{:.0f}')} selected",
+             *(f"- system {n}: {f(n + '.n_labels', '{:.0f}')} labels, test errors: energy RMSE "
+               f"{f(n + '.test_energy_rmse_meV_per_atom')} meV/atom, force RMSE {f(n + '.test_force_rmse_eV_per_A')} "
+               "eV/Å" for n in system_names(row)),
              "- wall time (s): " + ", ".join(f"{k[:-2]} {f(k, '{:.1f}')}" for k in STAGE_TIMES),
              ]
     if row.get("fit_capped"):
