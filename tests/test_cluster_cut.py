@@ -26,7 +26,14 @@ from hmc_core.mtp.fit import (
 )
 from hmc_core.mtp.levels import generate_basis
 from hmc_core.potentials import ForceField, LennardJones
-from tasks.cluster_cuts import ClusterCutSettings, atom_grades, cluster_cuts, pick_centres
+from tasks.cluster_cuts import (
+    ClusterCutInputs,
+    ClusterCutSettings,
+    atom_grades,
+    cluster_cut_task,
+    cluster_cuts,
+    pick_centres,
+)
 
 TRICLINIC = np.array([[11.0, 0.0, 0.0], [3.5, 10.0, 0.0], [-2.0, 2.5, 12.0]])
 
@@ -335,6 +342,12 @@ def test_atom_grades_agree_with_configuration_grades(periodic_frames):
     g = atom_grades(mtp, active, periodic_frames)
     assert g.shape == (2, 108) and np.all(np.isfinite(g))
     np.testing.assert_allclose(g.max(axis=1), configuration_grades(mtp, active, periodic_frames))
+    threshold = float(np.sort(g.ravel())[-4])  # three atoms above it
+    result = cluster_cut_task.fn(ClusterCutInputs(periodic_frames, mtp, active, threshold, budget=2),
+                                 ClusterCutSettings(buffer=2.0))
+    top = np.argsort(-g.ravel(), kind="stable")[:2]
+    assert result.n_uncertain_atoms == 3 and result.clusters.attrs["cluster_cut_r_cut_A"] == mtp.cutoff == 5.0
+    assert result.clusters["centre_grade"].values.tolist() == g.ravel()[top].tolist()
 
 
 # -- physics: an MTP from LJ cluster cuts reproduces periodic LJ forces ----------------------------------------
