@@ -30,6 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from hmc_core.cluster_cut import SOURCE, ClusterCutError, check_radii, cut_clusters
 from hmc_core.configurations import config_arrays, make_configurations, validate
 
+#: per-config variables of a frame that its clusters do not inherit (labels and label provenance are the clusters')
+NOT_CARRIED = frozenset({"energy", "status", "reason", "scf_cycles", "wall_time", "warm_start", "warm_start_rmsd",
+                         "cache_hit", "scf_ladder_step", "scf_stability"})
 SCHEMA_NOTE = ("cluster cuts: force_weight 1 on core atoms (fitted), 0 on buffer atoms; energy_weight 1 if the "
                "cluster energy is fitted, else 0")
 
@@ -92,7 +95,8 @@ def cluster_cuts(frames: xr.Dataset, grades: np.ndarray, settings: ClusterCutSet
     ``force_weight`` (config, atom) 1 core / 0 buffer (NaN padding), ``energy_weight`` (config,) 1 or 0
     (``settings.fit_energies``), ``n_core`` (config,), ``centre_grade`` (config,) γ of the centre atom,
     ``source_frame`` (config,) index into ``frames``, ``centre_atom`` (config,) and ``frame_atom`` (config,
-    atom; −1 padding) the atoms' indices in their frame, and ``pool_index`` (config,) when ``frames`` has one.
+    atom; −1 padding) the atoms' indices in their frame, and every other per-config variable of the source frame
+    (``pool_index``, ``system``, ``grade``, …; not its labels, :data:`NOT_CARRIED`).
 
     Raises :class:`ClusterCutError` (a ValueError) before cutting anything when a frame with an uncertain atom
     is not periodic in any direction, is too small for the cut radius, or a cluster would exceed
@@ -137,8 +141,9 @@ def cluster_cuts(frames: xr.Dataset, grades: np.ndarray, settings: ClusterCutSet
     ds["source_frame"] = ("config", frame.astype(np.int64))
     ds["centre_atom"] = ("config", atom.astype(np.int64))
     ds["frame_atom"] = (("config", "atom"), frame_atom)
-    if "pool_index" in frames:
-        ds["pool_index"] = ("config", np.asarray(frames["pool_index"].values)[frame].astype(np.int64))
+    for name in frames.data_vars:  # the source frame's per-config provenance (pool_index, system, grade, …)
+        if frames[name].dims == ("config",) and name not in ds and name not in NOT_CARRIED:
+            ds[name] = ("config", np.asarray(frames[name].values)[frame], frames[name].attrs)
     ds.attrs.update({"cluster_cut_buffer_A": float(settings.buffer), "cluster_cut_r_cut_A": float(r_cut),
                      "cluster_cut_radius_A": float(radius), "cluster_cut_max_atoms": int(settings.max_atoms),
                      "cluster_cut_fit_energies": int(settings.fit_energies),

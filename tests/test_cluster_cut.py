@@ -290,6 +290,8 @@ def periodic_frames():
     pos = [atoms.positions + rng.normal(0, 0.1, atoms.positions.shape) for _ in range(2)]
     ds = make_configurations(pos, [atoms.numbers] * 2, [atoms.cell[:]] * 2, [(True,) * 3] * 2)
     ds["pool_index"] = ("config", np.array([11, 42]))
+    ds["system"] = ("config", np.array(["solid", "hot solid"]))
+    ds["reason"] = ("config", np.array(["extrapolation", "break"]))
     return ds
 
 
@@ -300,6 +302,7 @@ def test_cluster_cuts_dataset(periodic_frames):
     assert ds.sizes["config"] == 3 and ds.attrs["n_uncertain_atoms"] == 4
     assert ds["source_frame"].values.tolist() == [1, 0, 1] and ds["centre_atom"].values.tolist() == [7, 5, 8]
     assert ds["pool_index"].values.tolist() == [42, 11, 42]
+    assert ds["system"].values.tolist() == ["hot solid", "solid", "hot solid"] and "reason" not in ds
     assert ds["centre_grade"].values.tolist() == [9.0, 5.0, 3.0]
     assert ds["energy_weight"].values.tolist() == [1.0, 1.0, 1.0]
     assert not ds["pbc"].values.any() and not ds["cell"].values.any()
