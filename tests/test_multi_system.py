@@ -295,3 +295,25 @@ def test_bad_system_lists():
         with pytest.raises(ConfigError, match=".*") as info:
             parse_config(data)
         assert words in str(info.value) and "\n" not in str(info.value)
+
+
+def test_readme_system_block(tmp_path):
+    """The README's ``[[system]]`` example is a valid campaign file whose systems all build (a slab file made
+    here stands in for ``ar_slab.extxyz``)."""
+    import re
+    from pathlib import Path
+
+    from ase.build import fcc111
+
+    from flows.config import load_config
+    from flows.preflight import check_structure
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = next(b for b in re.findall(r"^```toml\n(.*?)^```", readme, re.S | re.M) if "[[system]]" in b)
+    (tmp_path / "campaign.toml").write_text(block)
+    fcc111("Ar", (2, 2, 3), a=5.26, vacuum=6.0, periodic=True).write(tmp_path / "ar_slab.extxyz")
+    cfg = load_config(tmp_path / "campaign.toml")
+    assert cfg.system_names() == ["crystal", "liquid", "surface"]
+    sizes = [check_structure(cfg, k).sizes["atom"] for k in range(3)]
+    assert sizes == [32, 32, 12]
+    assert cfg.explore_temperatures(2) == cfg.hmc.temperatures
