@@ -369,15 +369,14 @@ def test_resume_from_markers_recomputes_nothing_and_records_the_same_rows(campai
     tmp, summary, _, name = campaign
     copy = tmp / "resumed"
     shutil.copytree(tmp / "run", copy)
-    (copy / "metrics.nc").unlink()
-    (copy / "DONE.json").unlink()
+    (copy / "metrics.nc").unlink()  # DONE.json stays: without metrics.nc there is no record of why it stopped
     (copy / "final.mtp").unlink()
     again = run(tmp / "wiring.toml", copy, ui_plots=False)
     assert again["this_run_s"] == {}  # every stage answered by its marker
     a, b = CampaignStore(tmp / "run").read_metrics(), CampaignStore(copy).read_metrics()
-    for name in a.data_vars:
-        if name != "iteration_s":
-            np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+    for var in a.data_vars:
+        if var != "iteration_s":
+            np.testing.assert_array_equal(a[var].values, b[var].values, err_msg=var)
     assert (copy / "final.mtp").read_bytes() == (tmp / "run" / "final.mtp").read_bytes()
     assert again["reason"] == summary["reason"]
 
@@ -433,3 +432,44 @@ def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache,
     assert store.stage_done("select", 0)["n_selected"] == 0 and store.stage_done("label", 0) is None
     assert list(store.read_metrics()["iteration"].values) == [0]
     assert store.read_json("DONE.json")["iterations"] == 1
+
+
+def test_stage_tasks_are_named_for_the_ui_and_never_cached(campaign):
+    from prefect.cache_policies import NO_CACHE
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+    )
+    from prefect.client.schemas.sorting import FlowRunSort
+
+    from flows.active_learning import named
+    from tasks.fit import fit_task
+
+    task = named(fit_task, "fit iteration 7 (9 labels)")
+    assert task.task_run_name == "fit iteration 7 (9 labels)" and task.cache_policy is NO_CACHE
+    assert task.fn is fit_task.fn
+
+    tmp, _, _, name = campaign
+    store = CampaignStore(tmp / "run")
+    n_sel = store.stage_done("select", 0)["n_selected"]
+    with get_client(sync_client=True) as client:
+        [flow_run] = client.read_flow_runs(  # the first run of that name: resumed runs below reuse the name
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"campaign-{name}"])),
+            sort=FlowRunSort.START_TIME_ASC, limit=1)
+        ran = client.read_task_runs(
+            task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id])))
+    names = sorted(t.name for t in ran)
+    hmc = [f"HMC iteration 0 start {c.start} at {c.temperature:g} K" for c in chains(tmp)]
+    assert names == sorted(["label start set (3)", "label test set (2)", "fit iteration 0 (3 labels)", *hmc,
+                            "select iteration 0", f"label iteration 0 ({n_sel} configurations)",
+                            f"fit iteration 1 ({3 + n_sel} labels)"])
+
+
+def chains(tmp):
+    from tasks.explore import plan_chains
+
+    cfg = load_config(tmp / "wiring.toml")
+    return plan_chains(cfg.hmc, 3, cfg.stream("chain_starts", 0))
