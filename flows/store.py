@@ -4,10 +4,12 @@ Layout (``<dir>`` is the campaign directory; ``NNN`` the iteration, zero-padded)
 
     <dir>/campaign.toml            the validated configuration (resume refuses a different one)
     <dir>/labels.nc                every label: configurations schema + energy, forces, status, reason,
-                                   scf_cycles, wall_time, origin ("start" | "candidate"), iteration, method, basis
+                                   scf_cycles, wall_time, origin ("start" | "candidate"), iteration, system
+                                   (the system's name, flows.campaign_systems), method, basis
     <dir>/test_set.nc              held-out labeled set (test errors in metrics.nc)
     <dir>/metrics.nc               per iteration: label counts, test/train errors, candidates, grades,
-                                   acceptance, stage wall times (s)
+                                   acceptance, stage wall times (s); with several systems also
+                                   ``<system>.<column>`` label counts and errors
     <dir>/label_cache/             the PySCF label cache (keyed by geometry + method); finished
                                    calculations are never repeated after a crash
     <dir>/iterations/NNN/potential.mtp       MTP fitted in iteration NNN (MLIP format)
