@@ -328,13 +328,13 @@ def test_label_file_and_label_atoms_pass_their_options_on(tmp_path):
     from ase import Atoms
     from ase.io import write
 
-    write(tmp_path / "in.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])])
+    write(tmp_path / "in.extxyz", [Atoms("H2", positions=[[0, 0, 0], [0, 0, d]]) for d in (0.74, 0.78)])
     calls = []
     two = HF.model_copy(update={"n_workers": 2})  # the argument n_workers=1 wins: no worker processes
     out = label_file(tmp_path / "in.extxyz", two, tmp_path / "out.nc", cache_dir=tmp_path / "cache", n_workers=1,
                      progress=_children(calls))
-    assert calls == [(1, 1, [])] and out["status"].values.tolist() == ["ok"]
-    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 1
+    assert calls == [(1, 2, []), (2, 2, [])] and out["status"].values.tolist() == ["ok", "ok"]
+    assert len(list((tmp_path / "cache").rglob("*.npz"))) == 2
     again = label_atoms([Atoms("H2", positions=[[0, 0, 0], [0, 0, 0.74]])], HF, cache_dir=tmp_path / "cache")
     assert again["cache_hit"].values.tolist() == [1]
 
@@ -345,10 +345,10 @@ def test_ase_labelers_are_dispatched_with_all_options(tmp_path):
     atom = make_configurations([np.zeros((1, 3))], [[1]])  # one electron: PySCF would refuse spin 0
     check_batch(atom, lj)
     calls = []
-    argon = make_configurations([np.array([[0.0, 0.0, 0.0], [0.0, 0.0, 3.8]])], [[18, 18]])
+    argon = make_configurations([np.array([[0.0, 0.0, 0.0], [0.0, 0.0, d]]) for d in (3.8, 4.0)], [[18, 18]] * 2)
     out = label_configurations(argon, lj, cache_dir=tmp_path, n_workers=1, progress=_children(calls))
-    assert calls == [(1, 1, [])] and out["status"].values.tolist() == ["ok"]
-    assert len(list(tmp_path.rglob("*.npz"))) == 1
+    assert calls == [(1, 2, []), (2, 2, [])] and out["status"].values.tolist() == ["ok", "ok"]
+    assert len(list(tmp_path.rglob("*.npz"))) == 2
     assert np.isfinite(out["energy"].values[0]) and out["forces"].values[0, 0, 2] == -out["forces"].values[0, 1, 2]
 
 
@@ -420,16 +420,18 @@ def test_a_pool_that_dies_twice_fails_its_labels_as_data():
 
 
 def test_a_pool_that_dies_once_is_retried_with_the_same_options(tmp_path):
+    n = 3 if os.cpu_count() == 2 else 2  # a count other than the core count (ProcessPoolExecutor's default)
+    lengths = [0.70 + 0.03 * k for k in range(n)]
     stop = threading.Event()
-    killer = _kill_pools(1, 2, stop)
+    killer = _kill_pools(1, n, stop)
     calls = []
     try:
-        out = label_configurations(_h2s(0.74, 0.78), HF, cache_dir=tmp_path, n_workers=2, progress=_children(calls))
+        out = label_configurations(_h2s(*lengths), HF, cache_dir=tmp_path, n_workers=n, progress=_children(calls))
     finally:
         stop.set()
         killer.join()
-    serial = label_configurations(_h2s(0.74, 0.78), HF)
-    assert out["status"].values.tolist() == ["ok", "ok"]
+    serial = label_configurations(_h2s(*lengths), HF)
+    assert out["status"].values.tolist() == ["ok"] * n
     np.testing.assert_array_equal(out["energy"].values, serial["energy"].values)
-    assert [c[:2] for c in calls] == [(1, 2), (2, 2)] and calls[0][2] == ["SpawnProcess"] * 2
-    assert len(list(tmp_path.rglob("*.npz"))) == 2 and not list(tmp_path.rglob("*.tmp"))
+    assert [c[:2] for c in calls] == [(k + 1, n) for k in range(n)] and calls[0][2] == ["SpawnProcess"] * n
+    assert len(list(tmp_path.rglob("*.npz"))) == n and not list(tmp_path.rglob("*.tmp"))
