@@ -105,6 +105,12 @@ _ONE_PART = ("concatenating a single dataset gives the same rows; only its objec
              "unicode, which netCDF (labels.nc) stores identically")
 _TEXT_COLUMN = ("a text metric column as numpy unicode instead of object: metrics.nc holds the same strings and reads "
                 "back the same")
+_OMP_TWICE = ("the in-process labels run inside threadpool_limits(limits=threads), which sets and restores the "
+              "OpenMP runtime PySCF uses (threadpoolctl controls every loaded OpenMP library); the pyscf "
+              "set_threads call around it sets and restores the same count again")
+_PARITY = "(n + s) % 2 and (n - s) % 2 are the same parity for integers n, s"
+_DET_EXP = ("np.linalg.det returns sign·exp(Σ log|u_ii|) of the LU factors; no double near log(1e-6) maps to exactly "
+            "1e-6 (the neighbours are 9.999999999999987e-07 and 1.0000000000000004e-06), so `<=` and `<` agree")
 EQUIVALENT: dict[str, str] = {
     "tasks.select.x_select_candidates__mutmut_72": _RANK_DTYPE,
     "tasks.select.x_select_candidates__mutmut_74": _RANK_DTYPE,
@@ -186,6 +192,15 @@ EQUIVALENT: dict[str, str] = {
                                         "`in 'OSU'`"),
     "flows.store.x__aligned__mutmut_31": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXiuXX'` is "
                                          "`in 'iu'`"),
+    "tasks.label.x_check_batch__mutmut_61": _DET_EXP,
+    "tasks.label.x_check_batch__mutmut_92": _PARITY,
+    "tasks.label.x_check_batch__mutmut_109": _PARITY,
+    "tasks.label.x_check_batch__mutmut_116": ("check_elements only tests `periodic` for truth: periodic=None is "
+                                              "periodic=False"),
+    "tasks.label.x_label_configurations__mutmut_135": _OMP_TWICE,
+    "tasks.label.x_label_configurations__mutmut_136": _OMP_TWICE,
+    "tasks.label.x_label_configurations__mutmut_88": ("in a daemonic process `n_workers >= 1` also resets "
+                                                      "n_workers = 1 to 1: the same count"),
 }
 
 STATUS_BY_EXIT_CODE = {1: "killed", 3: "killed", 0: "survived", 5: "no tests", 33: "no tests", 34: "skipped",
