@@ -67,8 +67,12 @@ SELECTION_ARGS: dict[str, list[str]] = {
 BAR = 0.85
 # modules whose tests run flows in-process: one Prefect server is started for the whole mutmut run (a temporary
 # server per mutant would cost ~15 s each) and named to the tests by PESFLOW_TEST_PREFECT_API_URL; repeated
-# PySCF labels are answered by one label cache (PESFLOW_TEST_LABEL_CACHE) shared by all mutants
+# PySCF labels are answered by one label cache (PESFLOW_TEST_LABEL_CACHE) shared by all mutants, and a reference
+# campaign made once by the unmutated code (PESFLOW_TEST_REFERENCE_CAMPAIGN, tests/test_campaign_wiring.py
+# make_reference) lets one stage's wiring be re-run alone against it
 NEEDS_SERVER = {"flows/active_learning.py"}
+_MAKE_REFERENCE = ("import sys; sys.path[:0] = ['tests', '.']; from test_campaign_wiring import make_reference; "
+                   "make_reference(sys.argv[1], sys.argv[2])")
 
 # Surviving mutants judged equivalent: mutmut name -> why no test can tell them from the original.
 _RANK_DTYPE = ("rank_of only orders rows and is converted to int64 by ActiveSet.select (_group_index); its values "
@@ -234,9 +238,10 @@ def prepare(module: str, tests: list[str], workdir: Path, resume: bool) -> None:
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for pkg in SOURCE_PACKAGES:
-        if not (workdir / pkg).exists():
-            shutil.copytree(ROOT / pkg, workdir / pkg, ignore=ignore)
+    for pkg in SOURCE_PACKAGES:  # always the current sources: on --resume mutmut re-tests the changed functions
+        if (workdir / pkg).exists():
+            shutil.rmtree(workdir / pkg)
+        shutil.copytree(ROOT / pkg, workdir / pkg, ignore=ignore)
     if (workdir / "tests").exists():
         shutil.rmtree(workdir / "tests")
     shutil.copytree(ROOT / "tests", workdir / "tests", ignore=ignore)
@@ -426,9 +431,19 @@ def test_server(stack: contextlib.ExitStack, workdir: Path) -> dict[str, str]:
     stack.callback(server.stop)
     print(f"Prefect server for the tests: {server.record.api_url}", flush=True)
     (workdir / "label-cache").mkdir(exist_ok=True)
-    return {"PESFLOW_TEST_PREFECT_API_URL": server.record.api_url,
-            "PESFLOW_TEST_LABEL_CACHE": str(workdir / "label-cache"),
-            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(workdir / "prefect-home")}
+    env = {"PESFLOW_TEST_PREFECT_API_URL": server.record.api_url,
+           "PESFLOW_TEST_LABEL_CACHE": str(workdir / "label-cache"),
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_HOME": str(workdir / "prefect-home"),
+           "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore"}
+    reference = workdir / "reference"
+    shutil.rmtree(reference, ignore_errors=True)
+    made = subprocess.run([sys.executable, "-c", _MAKE_REFERENCE, str(reference), env["PESFLOW_TEST_LABEL_CACHE"]],
+                          cwd=ROOT, env={**os.environ, **env, "PREFECT_API_URL": server.record.api_url},
+                          capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        sys.exit(f"bench/mutation.py: the reference campaign failed:\n{made.stdout[-2000:]}{made.stderr[-2000:]}")
+    print(f"reference campaign (unmutated code): {reference / 'run'}", flush=True)
+    return {**env, "PESFLOW_TEST_REFERENCE_CAMPAIGN": str(reference / "run")}
 
 
 def _run_mutmut(module: str, args: argparse.Namespace, mutmut: str, workdir: Path, env: dict) -> float | None:
