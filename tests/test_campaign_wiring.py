@@ -326,6 +326,39 @@ def test_label_stage(stage_copy):
     assert set(campaign.spent) == {"label"}
 
 
+def test_labels_on_dask_workers_come_back_in_order_one_batch_per_worker(stage_copy):
+    """``[executor] kind = "dask"``: one label task per batch (n_workers batches), each labeling in its worker with
+    one process, the batches concatenated in input order."""
+    from distributed import LocalCluster
+
+    from flows.active_learning import task_runner
+
+    campaign, store, ref = stage_copy
+    start = ref.read_labels().isel(config=slice(0, 3))
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
+        campaign.config = campaign.config.with_overrides(executor={"kind": "dask", "address": cluster.scheduler_address,
+                                                                   "n_workers": 2})
+        with task_runner(campaign.config, store) as runner:
+            campaign.runner = runner
+            title = f"dask labels {campaign.config.name}"
+            labels = campaign.label_set(start.drop_vars(["energy", "forces"]), title)
+            one = campaign.label_set(start.isel(config=[2]).drop_vars(["energy", "forces"]), f"one {title}")
+    np.testing.assert_array_equal(labels["positions"].values, start["positions"].values)
+    np.testing.assert_array_equal(labels["energy"].values, start["energy"].values)
+    np.testing.assert_array_equal(one["energy"].values, start["energy"].values[2:])
+    assert task_run_names(title) == [f"{title} [1/2]", f"{title} [2/2]"]
+    assert task_run_names(f"one {title}") == [f"one {title}"]
+
+
+def task_run_names(prefix: str) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        ran = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=prefix)))
+    return sorted(t.name for t in ran if t.name.startswith(prefix + " [") or t.name == prefix)
+
+
 def test_iterations_from_markers_record_the_reference_rows(stage_copy):
     campaign, store, ref = stage_copy
     store.metrics_path.unlink()
