@@ -90,13 +90,15 @@ def system_index(configs: xr.Dataset, cfg: CampaignConfig) -> np.ndarray:
 class SystemChain:
     """One chain of an iteration: ``start`` (index into the iteration's training labels), ``temperature`` (K),
     ``system`` (index) and its ``name``; ``key`` = (system, start rank, temperature rank), the chain's random
-    stream key after the iteration."""
+    stream key after the iteration; ``pressure``: the system's ``pressure`` (bar; None = fixed cell), for
+    :class:`tasks.explore.ExploreInputs` ``pressure``."""
 
     start: int
     temperature: float
     system: int
     name: str
     key: tuple[int, int, int]
+    pressure: float | None = None
 
 
 def plan_explore(cfg: CampaignConfig, labels: xr.Dataset, iteration: int) -> list[SystemChain]:
@@ -113,17 +115,19 @@ def plan_explore(cfg: CampaignConfig, labels: xr.Dataset, iteration: int) -> lis
             continue
         settings = cfg.hmc.model_copy(update={"temperatures": cfg.explore_temperatures(k)})
         for c in plan_chains(settings, len(mine), cfg.stream("chain_starts", iteration, *stream_key(k))):
-            chains.append(SystemChain(int(mine[c.start]), c.temperature, k, s.system_name(), (k, *c.key)))
+            chains.append(SystemChain(int(mine[c.start]), c.temperature, k, s.system_name(), (k, *c.key),
+                                      s.pressure))
     if not chains:
         raise ValueError("no labeled configuration to start HMC from")
     return chains
 
 
 def chain_title(cfg: CampaignConfig, iteration: int, chain: SystemChain) -> str:
-    """The chain's task-run name: ``HMC iteration I [system ]start S at T K`` (the system named only when
-    there are several)."""
+    """The chain's task-run name: ``HMC iteration I [system ]start S at T K[ and P bar]`` (the system named only
+    when there are several, the pressure only for an NPT chain)."""
     system = f"{chain.name} " if len(cfg.systems) > 1 else ""
-    return f"HMC iteration {iteration} {system}start {chain.start} at {chain.temperature:g} K"
+    pressure = "" if chain.pressure is None else f" and {chain.pressure:g} bar"
+    return f"HMC iteration {iteration} {system}start {chain.start} at {chain.temperature:g} K{pressure}"
 
 
 def per_system_errors(cfg: CampaignConfig, potential, sets: dict[str, xr.Dataset]) -> dict[str, float]:

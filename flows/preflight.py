@@ -1,5 +1,6 @@
 """Every check of a campaign that needs no computation, run before anything expensive starts (a Prefect server
-included): the structure, the starting and test sets, the elements against the basis, the campaign directory.
+included): the structure, the starting and test sets, the elements against the basis and the ``[production]`` study,
+the campaign directory.
 
 :func:`preflight` raises :class:`flows.app.UserError` (or :class:`flows.config.ConfigError`) with what is
 wrong, where, and how to fix it; the CLI prints one line and exits non-zero.
@@ -17,7 +18,8 @@ from flows.config import CampaignConfig
 
 def check_structure(cfg: CampaignConfig, k: int = 0):
     """The reference structure(s) of system ``k``: readable (a generated crystal, liquid or cluster built),
-    finite coordinates, no two atoms closer than its ``min_distance``. Returns the configurations dataset."""
+    finite coordinates, no two atoms closer than its ``min_distance``, periodic in x, y and z when the system has
+    a ``pressure``. Returns the configurations dataset."""
     from flows.campaign_systems import reference_structures
     from hmc_core.neighbors import closest_pair
 
@@ -39,6 +41,10 @@ def check_structure(cfg: CampaignConfig, k: int = 0):
 
     for j in range(system.sizes["config"]):
         x, z, cell, pbc = config_arrays(system, j)
+        if sys.pressure is not None and not (pbc.all() and abs(np.linalg.det(cell)) > 0):
+            raise UserError(f"{where}, structure {j}: {section} pressure = {sys.pressure:g} bar needs a cell "
+                            f"periodic in x, y and z (NPT cell moves), this one has pbc = {pbc.astype(bool).tolist()}; "
+                            "remove `pressure` or give a periodic structure")
         bad = np.flatnonzero(~np.isfinite(x).all(axis=1))
         if len(bad):
             raise UserError(f"{where}, structure {j}: atom {bad[0]} has non-finite coordinates {x[bad[0]]}; "
@@ -146,8 +152,21 @@ def readable_results(store) -> None:
                 raise UserError(f"cannot resume the campaign in {store.root}: {exc}") from None
 
 
+def check_production(cfg: CampaignConfig, structures: list) -> None:
+    """A ``[production]`` study fits the campaign's elements (one element; ``species``, if given, that one)."""
+    if cfg.production is None:
+        return
+    from flows.production import check_elements
+
+    try:
+        check_elements(cfg.production, np.unique(np.concatenate([s["species"].values.ravel() for s in structures])))
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+
+
 def preflight(cfg: CampaignConfig, directory: Path) -> None:
     """All checks that need no computation (see the module docstring)."""
     structures = [check_structure(cfg, k) for k in range(len(cfg.systems))]
     check_labels_possible(cfg, check_sets(cfg, structures))
+    check_production(cfg, structures)
     check_directory(cfg, directory)

@@ -16,7 +16,11 @@ Sources (exactly one):
   that ``lattice_constant``/``density``.
 
 Exploration: ``temperatures`` (K; default the ``[hmc]`` temperatures), one chain per (start, temperature);
-``pressure`` (bar, NPT cell moves) is refused for now: periodic systems are explored at fixed cell (NVT).
+``pressure`` (bar, 0 to 10⁷): the system's chains sample the NPT ensemble at that pressure (HMC at fixed cell
+interleaved with isotropic cell-volume moves, :mod:`hmc_core.npt` via :func:`tasks.explore.run_explore`), so
+explored frames carry their own cells; without it a periodic system is explored at fixed cell (NVT). Only for
+cells periodic in x, y and z: refused here for the open-boundary builtins (molecules, clusters), and by
+:func:`flows.preflight.check_structure` for a structure file that is not fully periodic.
 Every key is checked here, on loading, with an error naming the key, the value and what is allowed.
 """
 
@@ -32,6 +36,10 @@ CRYSTALS = ("fcc", "hcp", "bcc")
 #: generated (element) builtins; the other builtins are molecules (flows.systems.builtin_system)
 GENERATED = (*CRYSTALS, "liquid", "cluster")
 MAX_GENERATED_ATOMS = 2000
+#: the largest exploration pressure (bar): 10⁷ bar = 1 TPa (as :data:`tasks.explore.MAX_PRESSURE_BAR`)
+MAX_PRESSURE_BAR = 1.0e7
+#: builtins with a cell periodic in x, y and z (the others are open-boundary molecules and clusters)
+PERIODIC_BUILTINS = (*CRYSTALS, "liquid")
 
 PositiveFloat = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 Temperature = Annotated[float, Field(gt=0, le=1e5, allow_inf_nan=False)]
@@ -45,7 +53,9 @@ class SystemConfig(BaseModel):
     ``rattle`` (Å) of the structure(s) (``species``: the elements of an MLIP ``.cfg`` file's atom types, type 0
     first), rejecting any with two atoms closer than ``min_distance`` (Å);
     ``n_test`` more make the held-out test set (0 = none), displaced by ``test_rattle`` (Å; default ``rattle``;
-    larger values test the potential beyond the starting set's reach)."""
+    larger values test the potential beyond the starting set's reach).
+
+    Exploration: ``temperatures`` (K) and ``pressure`` (bar; None = fixed cell), see the module docstring."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
@@ -62,7 +72,7 @@ class SystemConfig(BaseModel):
                   Annotated[int, Field(ge=1, le=20)]] | None = None
     n_atoms: int | None = Field(None, ge=2, le=MAX_GENERATED_ATOMS)
     temperatures: tuple[Temperature, ...] | None = Field(None, min_length=1)
-    pressure: float | None = Field(None, allow_inf_nan=False)
+    pressure: float | None = Field(None, ge=0, le=MAX_PRESSURE_BAR, allow_inf_nan=False)
     n_start: int = Field(8, ge=2, le=10_000)
     n_test: int = Field(8, ge=0, le=10_000)
     rattle: float = Field(0.08, ge=0, le=1.0, allow_inf_nan=False)
@@ -87,9 +97,10 @@ class SystemConfig(BaseModel):
     def _check_source(self) -> SystemConfig:
         if (self.builtin is None) == (self.structure is None):
             raise ValueError("give exactly one of `builtin` (e.g. \"H2O\") or `structure` (a file path)")
-        if self.pressure is not None:
-            raise ValueError(f"pressure = {self.pressure!r}: NPT exploration (cell moves) is not available in "
-                             "campaigns yet; remove `pressure` (periodic systems are explored at fixed cell, NVT)")
+        if self.pressure is not None and self.builtin is not None and self.builtin not in PERIODIC_BUILTINS:
+            raise ValueError(f"pressure = {self.pressure!r} bar needs a periodic cell (NPT cell moves), but builtin "
+                             f"= {self.builtin!r} has open boundaries; remove `pressure` or use a periodic system "
+                             f"({', '.join(PERIODIC_BUILTINS)} or a periodic structure file)")
         kind = self.builtin if self.builtin in GENERATED else None
         used = {"element": kind, "lattice_constant": kind, "density": kind,
                 "repeat": kind in (*CRYSTALS, "liquid"), "lattice": kind == "liquid", "n_atoms": kind == "cluster"}
@@ -191,4 +202,4 @@ def _check_element(element: str | None, kind: str) -> None:
         raise ValueError(f"element = {element!r} is not a chemical symbol{hint}")
 
 
-__all__ = ["CRYSTALS", "GENERATED", "SystemConfig"]
+__all__ = ["CRYSTALS", "GENERATED", "MAX_PRESSURE_BAR", "PERIODIC_BUILTINS", "SystemConfig"]

@@ -189,11 +189,19 @@ class NPTSampler:
 
 
 Analysis = Callable[[np.ndarray, np.ndarray], dict]
+#: ``monitor(positions (N, 3), cell (3, 3)) -> float`` on each saved frame, e.g. an extrapolation grade
+Monitor = Callable[[np.ndarray, np.ndarray], float]
 
 
 @dataclass
 class NPTChainResult:
-    """Arrays of one production NPT chain: per sample and per saved frame."""
+    """Arrays of one production NPT chain: per sample (NaN after an early stop) and per saved frame.
+
+    Per sample (n_samples,): ``potential_energy``, ``kinetic_energy`` (at the trajectory's start),
+    ``delta_h`` (energy units), ``volume`` (length³), ``pressure_virial`` (energy/length³), ``accepted``,
+    ``accept_prob``, ``n_steps``, ``dt`` (fs or τ). Per frame: ``frames`` (n_frames, N, 3), ``frame_cells``
+    (n_frames, 3, 3), ``frame_sample``, ``monitor`` (NaN without a monitor), ``analysis``.
+    """
 
     potential_energy: np.ndarray
     volume: np.ndarray
@@ -207,17 +215,28 @@ class NPTChainResult:
     hmc_acceptance: float
     final_dt: float
     max_log_volume: float
+    kinetic_energy: np.ndarray
+    delta_h: np.ndarray
+    accept_prob: np.ndarray
+    n_steps: np.ndarray
+    dt: np.ndarray
+    monitor: np.ndarray
+    force_evaluations: int
+    stopped_early: bool
     state: NPTState = field(repr=False)
 
 
 def run_npt_chain(sampler: NPTSampler, positions, n_samples: int, seed=0, save_every: int | None = None,
                   analyse: Analysis | None = None, state: NPTState | None = None,
-                  warmup: bool = True) -> NPTChainResult:
+                  warmup: bool = True, monitor: Monitor | None = None,
+                  stop_above: float = np.inf) -> NPTChainResult:
     """Warm up (unless ``warmup=False``), then run ``n_samples`` NPT sweeps.
 
     ``analyse(positions, cell) -> dict of floats`` runs on each saved frame (every ``save_every``
-    sweeps, default ``config.save_every``) and is stored per frame. Pass ``state`` to continue a chain
-    (e.g. along a temperature ladder); ``positions`` and ``seed`` are then ignored.
+    sweeps, default ``config.save_every``) and is stored per frame. ``monitor(positions, cell) -> float``
+    too (e.g. an extrapolation grade at the frame's own cell); the chain stops after the first frame whose
+    value exceeds ``stop_above`` (the per-sample arrays stay NaN after it). Pass ``state`` to continue a
+    chain (e.g. along a temperature ladder); ``positions`` and ``seed`` are then ignored.
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be ≥ 1, got {n_samples}")
@@ -235,35 +254,46 @@ def run_npt_chain(sampler: NPTSampler, positions, n_samples: int, seed=0, save_e
         sampler.warmup(state)
     n0_traj, n0_acc = state.hmc.n_trajectories, state.hmc.n_accepted
     nv0, nva0 = state.n_volume_moves, state.n_volume_accepted
-    u = np.full(n_samples, np.nan)
-    vol = np.full(n_samples, np.nan)
-    pv = np.full(n_samples, np.nan)
+    rec = {k: np.full(n_samples, np.nan) for k in
+           ("potential_energy", "volume", "pressure_virial", "kinetic_energy", "delta_h", "accept_prob", "dt")}
     acc = np.zeros(n_samples, np.int8)
-    frames, cells, fs, rows = [], [], [], []
+    n_steps = np.zeros(n_samples, np.int32)
+    frames, cells, fs, rows, mon = [], [], [], [], []
     kT = sampler.config.kT
     n = sampler.ff.n_atoms
+    to_internal = get_units(sampler.config.units).time_to_internal
+    n_eval0 = sampler.ff.n_evaluations
+    stopped = False
     for s in range(n_samples):
         info = sampler.step(state)
-        u[s] = state.hmc.energy
-        vol[s] = state.volume
-        pv[s] = (n * kT + np.trace(state.hmc.virial) / 3.0) / vol[s]
+        rec["potential_energy"][s] = state.hmc.energy
+        rec["volume"][s] = state.volume
+        rec["pressure_virial"][s] = (n * kT + np.trace(state.hmc.virial) / 3.0) / state.volume
+        rec["kinetic_energy"][s] = info.kinetic
+        rec["delta_h"][s] = info.delta_h
+        rec["accept_prob"][s] = info.accept_prob
+        rec["dt"][s] = info.dt / to_internal
         acc[s] = info.accepted
+        n_steps[s] = info.n_steps
         if s % every == every - 1 or s == n_samples - 1:
             frames.append(state.hmc.positions.copy())
             cells.append(state.cell.copy())
             fs.append(s)
             rows.append(analyse(state.hmc.positions, state.cell) if analyse is not None else {})
+            mon.append(monitor(state.hmc.positions, state.cell) if monitor is not None else np.nan)
+            stopped = bool(mon[-1] > stop_above)
+        if stopped:
+            break
     keys = sorted({k for r in rows for k in r})
     analysis = {k: np.array([r.get(k, np.nan) for r in rows], dtype=float) for k in keys}
     n_traj = state.hmc.n_trajectories - n0_traj
     n_vol = state.n_volume_moves - nv0
     return NPTChainResult(
-        potential_energy=u, volume=vol, pressure_virial=pv, accepted=acc, frames=np.array(frames),
-        frame_cells=np.array(cells), frame_sample=np.array(fs, np.int32), analysis=analysis,
-        volume_acceptance=(state.n_volume_accepted - nva0) / n_vol if n_vol else float("nan"),
-        hmc_acceptance=(state.hmc.n_accepted - n0_acc) / max(n_traj, 1),
-        final_dt=state.hmc.dt / get_units(sampler.config.units).time_to_internal,
-        max_log_volume=state.max_log_volume, state=state)
+        accepted=acc, frames=np.array(frames), frame_cells=np.array(cells), frame_sample=np.array(fs, np.int32),
+        analysis=analysis, volume_acceptance=(state.n_volume_accepted - nva0) / n_vol if n_vol else float("nan"),
+        hmc_acceptance=(state.hmc.n_accepted - n0_acc) / max(n_traj, 1), final_dt=state.hmc.dt / to_internal,
+        max_log_volume=state.max_log_volume, n_steps=n_steps, monitor=np.array(mon, float),
+        force_evaluations=sampler.ff.n_evaluations - n_eval0, stopped_early=stopped, state=state, **rec)
 
 
 def run_npt_chains(potential: Potential, species, starts, cell, config: HMCConfig, npt: NPTConfig,
