@@ -39,6 +39,7 @@ from prefect.artifacts import (
 
 from flows.campaign_systems import chain_title, per_system_errors, plan_explore, rattled_sets, tagged
 from flows.config import CampaignConfig, StoppingConfig, load_config
+from flows.production import run_production
 from flows.reporting import artifact_key, iteration_markdown, metrics_table, summarize
 from flows.store import CampaignStore
 from hmc_core.configurations import concat
@@ -181,6 +182,7 @@ class Campaign:
         cfg, store = self.config, self.store
         if store.done_path.exists() and not self._continues():
             self.log.info("campaign in %s already finished (%s)", store.root, store.read_json("DONE.json")["reason"])
+            run_production(self)
             return summarize(store)
         store.done_path.unlink(missing_ok=True)
         self.progress_id = create_progress_artifact(0.0, key=artifact_key(cfg.name, "progress"),
@@ -199,6 +201,7 @@ class Campaign:
         store.write_json("DONE.json", {"reason": reason, "iterations": it})
         update_progress_artifact(self.progress_id, 100.0, description=f"campaign {cfg.name}: finished ({reason})")
         self.log.info("campaign finished after %d iteration(s): %s", it, reason)
+        run_production(self)
         return summarize(store)
 
     def _continues(self) -> bool:

@@ -274,6 +274,10 @@ def status(directory: Path = typer.Argument(..., help="campaign directory")):
     store = CampaignStore(_campaign_dir(directory))
     summary = summarize(store)
     print_summary(summary)
+    from flows.production import production_status
+
+    if line := production_status(store.root):
+        console.print(line)
     if not summary["finished"]:
         its = store.iterations()
         if its:

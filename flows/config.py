@@ -19,6 +19,8 @@ Sections (every key optional; defaults give a small, cheap campaign):
 ``[stopping]``   iteration budget, label budget, held-out force-error target
 ``[executor]``   ``default`` (Prefect's thread runner; labels in local processes) or ``dask`` (prefect-dask:
                  a local cluster, or the address of a running scheduler)
+``[production]`` optional: a phase study (melt, coexist, seed) run on ``final.mtp`` after the campaign stops
+                 (:class:`flows.production.ProductionConfig`); absent, the saved configuration has no such section
 
 Unknown keys and bad values raise :class:`ConfigError` naming the key, the value and what is allowed.
 """
@@ -26,12 +28,14 @@ Unknown keys and bad values raise :class:`ConfigError` naming the key, the value
 from __future__ import annotations
 
 import tomllib
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from flows.production import ProductionConfig
 from flows.system_config import SystemConfig
 from tasks.explore import ExploreSettings
 from tasks.fit import MTPSettings
@@ -114,6 +118,7 @@ class CampaignConfig(_Section):
     labeling: LabelingConfig = LabelingConfig()
     stopping: StoppingConfig = StoppingConfig()
     executor: ExecutorConfig = ExecutorConfig()
+    production: ProductionConfig | None = None
     source_dir: str = Field(".", exclude=True, description="folder of the config file (for relative paths)")
 
     @field_validator("systems", mode="before")
@@ -203,6 +208,8 @@ def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str]:
             continue
         field = model.model_fields.get(str(part))
         ann = getattr(field, "annotation", None)
+        if len(args := [a for a in typing.get_args(ann) if a is not type(None)]) == 1:  # an optional section
+            ann = args[0]
         if not (isinstance(ann, type) and issubclass(ann, BaseModel)):
             return []
         model = ann

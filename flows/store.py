@@ -359,11 +359,12 @@ def _aligned(parts: list[xr.Dataset]) -> list[xr.Dataset]:
 
 
 def _comparable(toml_text: str) -> dict:
-    """The parts of a configuration that must match to resume (stopping budgets and executor may change)."""
+    """The parts of a configuration that must match to resume (stopping budgets, executor and the production study
+    after the campaign may change)."""
     import tomllib
 
     data = tomllib.loads(toml_text)
-    for key in ("stopping", "executor", "directory"):
+    for key in ("stopping", "executor", "directory", "production"):
         data.pop(key, None)
     data.get("labeling", {}).pop("n_workers", None)
     return data
