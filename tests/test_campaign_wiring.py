@@ -397,7 +397,17 @@ def campaign(prefect_api, label_cache, tag, tmp_path_factory):
     return tmp, summary, handler, f"wiring-{tag}"
 
 
-def test_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
+def test_one_campaign_end_to_end(campaign):
+    """Everything the module's campaign must have produced, in one test: mutation testing attributes the
+    campaign (a module fixture) to the first test that uses it, so its checks all live here."""
+    check_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign)
+    check_metrics_rows_hold_what_each_stage_measured(campaign)
+    check_the_log_says_what_each_stage_did(campaign)
+    check_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign)
+    check_stage_task_runs_are_named_for_the_ui(campaign)
+
+
+def check_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
     from flows.systems import load_system, rattled_set
     from hmc_core.mtp import read_mtp
     from hmc_core.uncertainty import ActiveSet
@@ -493,7 +503,7 @@ def test_every_stage_gets_its_inputs_and_its_outputs_are_stored(campaign):
     assert done == {"reason": "iteration budget (1 label rounds); not converged", "iterations": 2}
 
 
-def test_metrics_rows_hold_what_each_stage_measured(campaign):
+def check_metrics_rows_hold_what_each_stage_measured(campaign):
     from hmc_core.mtp import read_mtp
     from hmc_core.mtp.fit import prediction_errors
 
@@ -526,7 +536,7 @@ def test_metrics_rows_hold_what_each_stage_measured(campaign):
     assert summary["flow_body_s"] >= sum(summary["this_run_s"].values())
 
 
-def test_the_log_says_what_each_stage_did(campaign):
+def check_the_log_says_what_each_stage_did(campaign):
     tmp, _, handler, name = campaign
     store = CampaignStore(tmp / "run")
     f0, e0, s0 = (store.stage_done(s, 0) for s in ("fit", "explore", "select"))
@@ -556,7 +566,7 @@ def test_the_log_says_what_each_stage_did(campaign):
                       for it in (0, 1) if store.stage_done("fit", it)["fit_capped"]]
 
 
-def test_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign):
+def check_the_prefect_ui_gets_progress_metrics_iteration_and_plots(campaign):
     tmp, _, _, name = campaign
     run_name = f"campaign-{name}"  # the flow run's name (the artifacts below are those of that run)
     [progress] = artifacts(f"{name}-progress", run_name)
@@ -625,9 +635,13 @@ def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache,
     assert plots.data.count("](data:image/png;base64,") == 2
     assert list(store.read_metrics()["iteration"].values) == [0] and store.stage_done("explore", 0) is None
 
-    # label budget: 3 start labels + at most 1 selected, then the budget stops iteration 1
+    # label budget: 3 start labels + at most 1 selected, then the budget stops iteration 1; the configuration is
+    # passed as the CLI passes it (validated, not a path), and the flow run is still named after the campaign
+    from flows.active_learning import active_learning
+
     cfg = write_config(tmp_path, label_cache, tag, name="budget", iterations=5, max_labels=4, n_test=0)
-    out = run(cfg, tmp_path / "budget", ui_plots=False)
+    out = active_learning(config=load_config(cfg), directory=str(tmp_path / "budget"), ui_plots=False)
+    assert flow_runs(f"campaign-budget-{tag}")
     store = CampaignStore(tmp_path / "budget")
     assert out["reason"] == "label budget (4 labels); not converged"
     assert store.stage_done("select", 0)["n_selected"] == 1 and store.read_labels().sizes["config"] == 4
@@ -644,8 +658,18 @@ def test_each_stop_rule_stops_the_flow_where_it_should(prefect_api, label_cache,
     assert store.read_json("DONE.json")["iterations"] == 1
 
 
-def test_stage_tasks_are_named_for_the_ui_and_never_cached(campaign):
+def test_stage_tasks_are_named_for_the_ui_and_never_cached():
     from prefect.cache_policies import NO_CACHE
+
+    from flows.active_learning import named
+    from tasks.fit import fit_task
+
+    task = named(fit_task, "fit iteration 7 (9 labels)")
+    assert task.task_run_name == "fit iteration 7 (9 labels)" and task.cache_policy is NO_CACHE
+    assert task.fn is fit_task.fn
+
+
+def check_stage_task_runs_are_named_for_the_ui(campaign):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowRunFilter,
@@ -654,13 +678,6 @@ def test_stage_tasks_are_named_for_the_ui_and_never_cached(campaign):
         TaskRunFilterFlowRunId,
     )
     from prefect.client.schemas.sorting import FlowRunSort
-
-    from flows.active_learning import named
-    from tasks.fit import fit_task
-
-    task = named(fit_task, "fit iteration 7 (9 labels)")
-    assert task.task_run_name == "fit iteration 7 (9 labels)" and task.cache_policy is NO_CACHE
-    assert task.fn is fit_task.fn
 
     tmp, _, _, name = campaign
     store = CampaignStore(tmp / "run")
@@ -671,8 +688,9 @@ def test_stage_tasks_are_named_for_the_ui_and_never_cached(campaign):
             sort=FlowRunSort.START_TIME_ASC, limit=1)
         ran = client.read_task_runs(
             task_run_filter=TaskRunFilter(flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id])))
-    # a set: Prefect may file the task runs of the stage tests above (called outside a flow) under this run too
-    names = {t.name for t in ran}
+    # Prefect may file task runs of the stage tests (called outside any flow) under this run too: only those
+    # that started while the campaign's flow run ran are its own
+    names = {t.name for t in ran if flow_run.start_time <= t.start_time <= flow_run.end_time}
     hmc = [f"HMC iteration 0 start {c.start} at {c.temperature:g} K" for c in chains(tmp)]
     assert names == set(["label start set (3)", "label test set (2)", "fit iteration 0 (3 labels)", *hmc,
                             "select iteration 0", f"label iteration 0 ({n_sel} configurations)",
@@ -684,3 +702,26 @@ def chains(tmp):
 
     cfg = load_config(tmp / "wiring.toml")
     return plan_chains(cfg.hmc, 3, cfg.stream("chain_starts", 0))
+
+
+def flow_runs(name: str, after=None) -> list:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName, FlowRunFilterStartTime
+
+    with get_client(sync_client=True) as client:
+        return client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            name=FlowRunFilterName(any_=[name]), start_time=FlowRunFilterStartTime(after_=after) if after else None))
+
+
+def test_a_flow_run_with_an_unreadable_configuration_is_named_so(prefect_api, tmp_path):
+    import datetime
+
+    from flows.active_learning import active_learning
+    from flows.config import ConfigError
+
+    before = datetime.datetime.now(datetime.UTC)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = 'x'\n[stopping]\nmax_iterations = -1\n")
+    with pytest.raises(ConfigError, match="max_iterations"):
+        active_learning(config_path=str(bad), directory=str(tmp_path / "bad"))
+    assert len(flow_runs("campaign-invalid-config", after=before)) == 1
