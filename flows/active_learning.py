@@ -9,7 +9,9 @@ Iteration ``i`` (all results in the campaign directory, see :mod:`flows.store`):
    tasks; a chain stops as soon as a frame's extrapolation grade exceeds the break threshold;
 4. **select** at most ``budget`` candidates with grade above the threshold (``tasks.select``); none at all
    ends the campaign (:func:`stop_after_selecting`);
-5. **label** them with PySCF (``tasks.label``); failures are recorded and never fitted;
+5. **cut** (with ``[labeling] cluster_cut``): the selected periodic frames become open clusters around their
+   uncertain atoms (``tasks.cluster_cuts``), whose core forces are fitted;
+   **label** them with the configured labeler (``tasks.label``); failures are recorded and never fitted;
 6. **record** the iteration's metrics row (metrics.nc; a recorded row is final) and Prefect artifacts.
 
 Before iteration 0 the starting set (random displacements of each system) and the held-out test set are labeled.
@@ -263,6 +265,9 @@ class Campaign:
             row.update(selected)
             reason = stop_after_selecting(row["n_above_threshold"], cfg.selection.threshold, cfg.stopping)
             if reason is None and candidates.sizes["config"] > 0:
+                if cfg.labeling.cluster_cut is not None:
+                    candidates, cut = self.cut(it, potential, active, candidates, row["n_labels"])
+                    row.update(cut)
                 row.update(self.label(it, candidates))
         row["iteration_s"] = time.perf_counter() - t_it
         row["stop_reason"] = reason or ""
@@ -301,14 +306,16 @@ class Campaign:
         cfg, store = self.config, self.store
         done = store.stage_done("explore", it)
         if done is None:
+            from tasks.cluster_cuts import exploration_starts
             from tasks.explore import ExploreInputs, explore_task
 
             t0 = time.perf_counter()
+            labels = exploration_starts(labels)  # chains start from whole frames, never from cluster cuts
             plan = plan_explore(cfg, labels, it)
             futures = [self.runner.submit(
                 named(explore_task, chain_title(cfg, it, c)),
                 {"inputs": ExploreInputs(labels.isel(config=[c.start]), c.temperature, potential, active,
-                                         cfg.selection.break_threshold),
+                                         cfg.selection.break_threshold, c.pressure),
                  "settings": cfg.hmc, "seed": cfg.stream("chain", it, *c.key)}) for c in plan]
             results = [f.result() for f in futures]
             frames = []
@@ -352,6 +359,26 @@ class Campaign:
                           done["n_above_threshold"], pool.sizes["config"], cfg.selection.threshold,
                           done["n_selected"])
         return store.read_dataset("candidates.nc", it), dict(done)
+
+    def cut(self, it: int, potential, active: ActiveSet, frames: xr.Dataset, n_labels: int) -> tuple[xr.Dataset, dict]:
+        """``[labeling] cluster_cut``: the selected periodic frames become open clusters, one per uncertain atom
+        (``tasks.cluster_cuts``; at most the selection budget and the labels left), which are labeled instead."""
+        cfg, store = self.config, self.store
+        done = store.stage_done("cut", it)
+        if done is None:
+            from tasks.cluster_cuts import ClusterCutInputs, cluster_cut_task
+
+            t0 = time.perf_counter()
+            budget = min(cfg.selection.budget, cfg.stopping.max_labels - n_labels)
+            result = named(cluster_cut_task, f"cluster cuts iteration {it}")(
+                ClusterCutInputs(frames, potential, active, cfg.selection.threshold, budget), cfg.labeling.cluster_cut)
+            store.write_dataset("clusters.nc", result.clusters, it)
+            done = {"cut_s": self._timed("cut", t0), "n_clusters": int(result.clusters.sizes["config"]),
+                    "n_uncertain_atoms": result.n_uncertain_atoms}
+            store.mark_done("cut", it, done)
+            self.log.info("iteration %d: %d cluster(s) cut around %d uncertain atom(s) of %d frame(s)", it,
+                          done["n_clusters"], done["n_uncertain_atoms"], frames.sizes["config"])
+        return store.read_dataset("clusters.nc", it), dict(done)
 
     def label(self, it: int, candidates: xr.Dataset) -> dict:
         store = self.store

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows.production import ProductionConfig
 from flows.system_config import SystemConfig
+from tasks.cluster_cuts import ClusterCutSettings
 from tasks.explore import ExploreSettings
 from tasks.fit import MTPSettings
 from tasks.label_settings import LabelSettings
@@ -63,13 +64,17 @@ class LabelingConfig(LabelSettings):
     charge, spin, dispersion, workers, …; names checked against PySCF, or the ASE calculator class and its
     parameters, on loading) plus ``cache_dir``: the
     label cache (default: inside the campaign directory; set it to share a cache between campaigns on
-    purpose)."""
+    purpose), and ``cluster_cut``: label periodic candidates as open clusters cut around their uncertain atoms
+    (:class:`tasks.cluster_cuts.ClusterCutSettings`, e.g. ``cluster_cut = {buffer = 4.0}``; MLIP-3, J. Chem.
+    Phys. 159, 084112 (2023))."""
 
     cache_dir: str | None = None
+    cluster_cut: ClusterCutSettings | None = None
 
     def label_settings(self) -> LabelSettings:
-        """The settings without the campaign-only ``cache_dir`` (what the label stage and its cache key see)."""
-        return LabelSettings(**self.model_dump(exclude={"cache_dir"}))
+        """The settings without the campaign-only ``cache_dir`` and ``cluster_cut`` (what the label stage and its
+        cache key see)."""
+        return LabelSettings(**self.model_dump(exclude={"cache_dir", "cluster_cut"}))
 
 
 class StoppingConfig(_Section):

@@ -164,9 +164,32 @@ def check_production(cfg: CampaignConfig, structures: list) -> None:
         raise UserError(str(exc)) from None
 
 
+def check_cluster_cut(cfg: CampaignConfig, structures: list) -> None:
+    """``[labeling] cluster_cut``: every system periodic, each cell wide enough for the cut radius (the potential's
+    cutoff + buffer must stay below half of every periodic width)."""
+    cut = cfg.labeling.cluster_cut
+    if cut is None:
+        return
+    from hmc_core.cluster_cut import ClusterCutError, check_cell
+    from hmc_core.configurations import config_arrays
+
+    for k, system in enumerate(structures):
+        name = cfg.systems[k].system_name()
+        for j in range(system.sizes["config"]):
+            _, _, cell, pbc = config_arrays(system, j)
+            if not pbc.any():
+                raise UserError(f"[labeling] cluster_cut: system {name!r} is not periodic (structure {j}); cluster "
+                                "cuts are for periodic frames: remove cluster_cut or that system")
+            try:
+                check_cell(cell, pbc, cfg.potential.cutoff, cut.buffer)
+            except ClusterCutError as exc:
+                raise UserError(f"[labeling] cluster_cut, system {name!r}, structure {j}: {exc}") from None
+
+
 def preflight(cfg: CampaignConfig, directory: Path) -> None:
     """All checks that need no computation (see the module docstring)."""
     structures = [check_structure(cfg, k) for k in range(len(cfg.systems))]
+    check_cluster_cut(cfg, structures)
     check_labels_possible(cfg, check_sets(cfg, structures))
     check_production(cfg, structures)
     check_directory(cfg, directory)

@@ -183,7 +183,17 @@ def run_cluster_cuts(inputs: ClusterCutInputs, settings: ClusterCutSettings, see
     return ClusterCutResult(clusters, int(clusters.attrs["n_uncertain_atoms"]))
 
 
+def exploration_starts(labels: xr.Dataset) -> xr.Dataset:
+    """The configurations of ``labels`` an HMC chain may start from: all but cluster cuts (open clusters cut from
+    periodic frames, marked by a ``centre_atom`` ≥ 0; other labels hold −1 or NaN there once stored together,
+    :func:`flows.store._aligned`; a chain must run in a periodic frame's own cell)."""
+    if "centre_atom" not in labels:
+        return labels
+    cut = np.asarray(labels["centre_atom"].values, dtype=np.float64) >= 0
+    return labels.isel(config=np.flatnonzero(~cut))
+
+
 cluster_cut_task = task(run_cluster_cuts, name="cluster cuts")
 
 __all__ = ["ClusterCutInputs", "ClusterCutResult", "ClusterCutSettings", "atom_grades", "cluster_cut_task",
-           "cluster_cuts", "pick_centres", "run_cluster_cuts"]
+           "cluster_cuts", "exploration_starts", "pick_centres", "run_cluster_cuts"]
