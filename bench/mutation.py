@@ -49,7 +49,8 @@ MODULES: dict[str, list[str]] = {
     "hmc_core/uncertainty/": ["tests/test_uncertainty.py", "tests/test_select.py",
                               "tests/test_mutation_uncertainty.py"],
     "flows/active_learning.py": ["tests/test_campaign_core.py", "tests/test_campaign.py",
-                                 "tests/test_mutation_active_learning.py", "tests/test_campaign_wiring.py"],
+                                 "tests/test_mutation_active_learning.py", "tests/test_campaign_wiring.py",
+                                 "tests/test_cluster_campaign.py"],
 }
 # extra pytest arguments of a module's selection (only in the stats run, which decides the tests of each mutant):
 # the label tests that start worker processes (spawn + PySCF import, ~10 s each) are left out, so mutants only
