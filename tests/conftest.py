@@ -61,3 +61,21 @@ def fcc_lattice(n_cells: int, density: float) -> tuple[np.ndarray, np.ndarray]:
     grid = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells) for k in range(n_cells)])
     pos = (grid[:, None, :] + basis[None]).reshape(-1, 3) * a
     return pos, np.eye(3) * a * n_cells
+
+
+@pytest.fixture(scope="module")
+def prefect_api():
+    """A Prefect API for in-process flow runs: the running server named by PESFLOW_TEST_PREFECT_API_URL (set by
+    ``bench/mutation.py``, which starts one server for all mutants), else a temporary one (Prefect's test
+    harness, started once per test module)."""
+    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
+    if url:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+
+        with temporary_settings({PREFECT_API_URL: url}):
+            yield url
+    else:
+        from prefect.testing.utilities import prefect_test_harness
+
+        with prefect_test_harness(server_startup_timeout=180):
+            yield None

@@ -75,23 +75,6 @@ def tag() -> str:
 
 
 @pytest.fixture(scope="module")
-def prefect_api():
-    """A Prefect API for in-process flow runs: the running server named by PESFLOW_TEST_PREFECT_API_URL, else a
-    temporary one (Prefect's test harness)."""
-    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
-    if url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    else:
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=180):
-            yield None
-
-
-@pytest.fixture(scope="module")
 def label_cache(tmp_path_factory):
     return os.environ.get("PESFLOW_TEST_LABEL_CACHE") or str(tmp_path_factory.mktemp("label-cache"))
 

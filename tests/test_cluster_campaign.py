@@ -6,7 +6,6 @@ line from ``pesflow run`` before anything starts.
 
 from __future__ import annotations
 
-import os
 import uuid
 
 import numpy as np
@@ -59,22 +58,6 @@ max_iterations = 2
 max_labels = 100
 stop_when_no_candidates = false
 """
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A Prefect API for in-process flow runs (as in tests/test_campaign_wiring.py)."""
-    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
-    if url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    else:
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=180):
-            yield None
 
 
 def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(prefect_api, tmp_path):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import inspect
 import math
-import os
 import time
 import tomllib
 import uuid
@@ -292,22 +291,6 @@ def _explore_passes_the_pressure() -> bool:
     from flows.active_learning import Campaign
 
     return "pressure" in inspect.getsource(Campaign.explore)
-
-
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A Prefect API for in-process flow runs (as in tests/test_multi_system.py)."""
-    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
-    if url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    else:
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=180):
-            yield None
 
 
 @pytest.mark.slow

@@ -9,7 +9,6 @@ fit) runs a tiny melting-curve study end to end in this process on a Prefect tes
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 import tomllib
@@ -205,22 +204,6 @@ def test_readme_production_block():
 
 
 # ---- end to end ----------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def prefect_api():
-    """A Prefect API for in-process flow runs (as in tests/test_campaign_wiring.py)."""
-    url = os.environ.get("PESFLOW_TEST_PREFECT_API_URL")
-    if url:
-        from prefect.settings import PREFECT_API_URL, temporary_settings
-
-        with temporary_settings({PREFECT_API_URL: url}):
-            yield url
-    else:
-        from prefect.testing.utilities import prefect_test_harness
-
-        with prefect_test_harness(server_startup_timeout=180):
-            yield None
-
-
 def _flow_runs(**filters):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter
