@@ -6,6 +6,7 @@ line from ``pesflow run`` before anything starts.
 
 from __future__ import annotations
 
+import shutil
 import uuid
 
 import numpy as np
@@ -60,19 +61,36 @@ stop_when_no_candidates = false
 """
 
 
-def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(prefect_api, tmp_path):
+@pytest.fixture(scope="module")
+def cut_campaign(prefect_api, tmp_path_factory):
+    """A finished two-iteration cluster-cut campaign: (folder, summary, campaign name)."""
     from flows.active_learning import active_learning
+
+    tmp = tmp_path_factory.mktemp("cut")
+    name = f"cut-{uuid.uuid4().hex[:8]}"
+    path = tmp / "cut.toml"
+    path.write_text(CRYSTAL.format(run=name.removeprefix("cut-"), buffer=2.5))
+    summary = active_learning(config_path=str(path), directory=str(tmp / "run"), ui_plots=False)
+    return tmp, summary, name
+
+
+def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(cut_campaign):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+
     from hmc_core.cluster_cut import cut_cluster
     from hmc_core.configurations import config_arrays
     from hmc_core.mtp import read_mtp
     from hmc_core.uncertainty import ActiveSet
     from tasks.cluster_cuts import atom_grades
 
-    path = tmp_path / "cut.toml"
-    path.write_text(CRYSTAL.format(run=uuid.uuid4().hex[:8], buffer=2.5))
-    summary = active_learning(config_path=str(path), directory=str(tmp_path / "run"), ui_plots=False)
-    assert summary["finished"]
+    tmp_path, summary, name = cut_campaign
+    assert summary["finished"] and summary["this_run_s"]["cut"] > 0
     store = CampaignStore(tmp_path / "run")
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[
+            "cluster cuts iteration 0", "cluster cuts iteration 1"])))
+    assert {r.name for r in runs} >= {"cluster cuts iteration 0"}
     labels = store.read_labels()
 
     # iteration 0: the selected frames were cut, and the clusters (not the frames) were labeled
@@ -105,6 +123,34 @@ def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(prefect_api, 
     pool = store.read_dataset("samples.nc", 1)
     assert pool["pbc"].values.all() and set(pool["n_atoms"].values) == {108}
     assert store.stage_done("fit", 1) is not None and store.metrics_row(1)["n_labels"] == 3 + cut["n_clusters"]
+
+
+def test_the_cut_stage_alone_resumes_from_its_marker_and_keeps_to_the_label_budget(cut_campaign, prefect_api,
+                                                                                    tmp_path):
+    from flows.active_learning import Campaign
+    from flows.config import load_config
+    from hmc_core.mtp import read_mtp
+    from hmc_core.uncertainty import ActiveSet
+
+    tmp, _, _ = cut_campaign
+    shutil.copytree(tmp / "run", tmp_path / "copy")
+    store, ref = CampaignStore(tmp_path / "copy"), CampaignStore(tmp / "run")
+    campaign = Campaign(load_config(store.config_path), store, ui_plots=False)
+    potential = read_mtp(store.path("potential.mtp", 0))
+    active = ActiveSet.from_dataset(store.read_dataset("active_set.nc", 0))
+    frames = store.read_dataset("candidates.nc", 0)
+    store.path("cut.done.json", 0).unlink()
+    clusters, done = campaign.cut(0, potential, active, frames, 3)
+    want = ref.stage_done("cut", 0)
+    assert {k: v for k, v in done.items() if k != "cut_s"} == {k: v for k, v in want.items() if k != "cut_s"}
+    assert store.stage_done("cut", 0) == done and done["cut_s"] > 0 and set(campaign.spent) == {"cut"}
+    np.testing.assert_array_equal(clusters["positions"].values, ref.read_dataset("clusters.nc", 0)["positions"].values)
+    spent = dict(campaign.spent)
+    assert campaign.cut(0, potential, active, frames, 3)[1] == done and campaign.spent == spent  # the marker answers
+
+    store.path("cut.done.json", 0).unlink()  # one label left in the budget (max_labels 100): one cluster
+    clusters, done = campaign.cut(0, potential, active, frames, 99)
+    assert done["n_clusters"] == clusters.sizes["config"] == 1 and want["n_clusters"] > 1
 
 
 def test_cluster_cut_settings_are_checked_on_loading():
