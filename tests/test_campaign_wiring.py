@@ -342,11 +342,48 @@ def task_run_names(prefix: str) -> list[str]:
     return sorted(t.name for t in ran if t.name.startswith(prefix + " [") or t.name == prefix)
 
 
-def test_iterations_from_markers_record_the_reference_rows(stage_copy):
+@pytest.fixture
+def module_lines():
+    """Log lines of flows.active_learning outside a flow run (Campaign methods called directly)."""
+    handler = Lines()
+    logger = logging.getLogger("flows.active_learning")
+    logger.addHandler(handler)
+    old = logger.level
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(old)
+
+
+def keyed(key: str) -> list:
+    """The artifacts with ``key``, newest first (stage tests make them outside a flow run; keys are unique)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        return client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])),
+                                     sort=ArtifactSort.CREATED_DESC)
+
+
+def rmse_line(it: int, row: dict) -> str:
+    stop = f" → stop: {row['stop_reason']}" if row["stop_reason"] else ""
+    return (f"iteration {it}: {int(row['n_labels'])} labels, test force RMSE "
+            f"{row['test_force_rmse_eV_per_A']:.4f} eV/Å, energy RMSE {row['test_energy_rmse_meV_per_atom']:.2f} "
+            f"meV/atom{stop}")
+
+
+def test_iterations_from_markers_record_the_reference_rows_and_publish_them(stage_copy, module_lines):
+    from prefect.artifacts import Artifact, create_progress_artifact
+
     campaign, store, ref = stage_copy
+    name = campaign.config.name
     store.metrics_path.unlink()
+    campaign.progress_id = create_progress_artifact(0.0, key=f"{name}-progress")
     assert campaign.iteration(0) is None
+    assert Artifact.get(f"{name}-progress").data == 50.0  # 1 of max_iterations + 1 = 2 iterations done
     assert campaign.iteration(1) == "iteration budget (1 label rounds); not converged"
+    assert Artifact.get(f"{name}-progress").data == 100.0
     assert campaign.spent == {}  # every stage answered by its marker
     x, y = store.read_metrics(), ref.read_metrics()
     assert set(x.data_vars) == set(y.data_vars)
@@ -356,12 +393,56 @@ def test_iterations_from_markers_record_the_reference_rows(stage_copy):
     assert (x["iteration_s"].values > 0).all()
     assert campaign.iteration(1) == "iteration budget (1 label rounds); not converged"  # a recorded row is final
 
+    info = module_lines.messages()
+    assert info == [rmse_line(0, store.metrics_row(0)), rmse_line(1, store.metrics_row(1))]
+    table = keyed(f"{name}-metrics")
+    assert len(table) == 2 and table[0].description == f"campaign {name}: metrics per iteration"
+    rows = json.loads(table[0].data) if isinstance(table[0].data, str) else table[0].data
+    assert [r["iteration"] for r in rows] == [0, 1]
+    markdown = keyed(f"{name}-iteration")
+    assert [a.description for a in markdown] == [f"campaign {name}: iteration 1", f"campaign {name}: iteration 0"]
+    assert "iteration budget (1 label rounds)" in markdown[0].data and keyed(f"{name}-plots") == []
+    assert not module_lines.messages(logging.WARNING)
 
-def test_a_finished_reference_returns_its_summary(stage_copy):
+
+def test_published_plots_of_an_iteration(stage_copy, module_lines):
+    campaign, store, ref = stage_copy
+    name = campaign.config.name
+    campaign.ui_plots = True  # the plots artifact, as a campaign run with plots publishes it
+    campaign.publish(1, store.metrics_row(1), store.read_metrics())
+    [plots] = keyed(f"{name}-plots")
+    assert plots.description == f"campaign {name}: learning curve and parity, iteration 1"
+    assert plots.data.count("](data:image/png;base64,") == 2
+    assert not module_lines.messages(logging.WARNING)
+
+
+def test_a_finished_reference_returns_its_summary(stage_copy, module_lines):
     campaign, store, ref = stage_copy
     summary = campaign.run()
     assert summary["reason"] == ref.read_json("DONE.json")["reason"] and summary["finished"]
     assert campaign.spent == {} and summary["n_labels"] == ref.read_labels().sizes["config"]
+    assert module_lines.messages() == [f"campaign in {store.root} already finished ({summary['reason']})"]
+
+
+def test_a_run_from_markers_finishes_like_the_reference(stage_copy, module_lines):
+    from prefect.artifacts import Artifact
+
+    campaign, store, ref = stage_copy
+    name = campaign.config.name
+    for done in ("DONE.json", "metrics.nc", "final.mtp", "final.json"):
+        store.path(done).unlink()
+    summary = campaign.run()
+    reason = "iteration budget (1 label rounds); not converged"
+    assert store.read_json("DONE.json") == ref.read_json("DONE.json") == {"reason": reason, "iterations": 2}
+    assert store.path("final.mtp").read_bytes() == ref.path("potential.mtp", 1).read_bytes()
+    assert store.read_json("final.json") == store.read_json("potential.json", 1)
+    assert summary["reason"] == reason and summary["n_labels"] == ref.read_labels().sizes["config"]
+    assert campaign.spent == {}
+    progress = Artifact.get(f"{name}-progress")
+    assert progress.data == 100.0 and progress.description == f"campaign {name}: finished ({reason})"
+    info = module_lines.messages()
+    assert info[0] == f"campaign {name} in {store.root}"
+    assert info[-1] == f"campaign finished after 2 iteration(s): {reason}"
 
 
 @pytest.fixture(scope="module")
