@@ -265,3 +265,14 @@ def test_write_mtp_round_trip(tmp_path, shared_data):
     back = read_mtp(target, species=[18])
     np.testing.assert_allclose(back.linear_coefficients, mtp.linear_coefficients)
     assert not list(target.parent.glob(".*.tmp"))
+
+
+def test_resume_comparison_ignores_budgets_executor_directory_production_and_workers_only():
+    from flows.store import _comparable
+
+    base = 'name = "a"\n[potential]\nlevel = 6\n[labeling]\nmethod = "hf"\nn_workers = 1\n'
+    free = '[stopping]\nmax_iterations = 9\n[executor]\nkind = "dask"\n[production]\nflow = "melt"\n'
+    assert _comparable(base) == {"name": "a", "potential": {"level": 6}, "labeling": {"method": "hf"}}
+    changed = 'directory = "elsewhere"\n' + base.replace("n_workers = 1", "n_workers = 4") + free
+    assert _comparable(changed) == _comparable(base)
+    assert _comparable(base.replace("level = 6", "level = 8")) != _comparable(base)
