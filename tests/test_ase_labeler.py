@@ -307,7 +307,9 @@ BAD_SETTINGS = [
 ]
 
 
-@pytest.mark.parametrize(("values", "match"), BAD_SETTINGS, ids=[str(v) for v, _ in BAD_SETTINGS])
+# ids from the expected message, not str(values): an object() in the values prints its address, which differs
+# between pytest-xdist workers (they must collect the same test ids)
+@pytest.mark.parametrize(("values", "match"), BAD_SETTINGS, ids=[f"{k}-{m}" for k, (_, m) in enumerate(BAD_SETTINGS)])
 def test_bad_settings_are_refused_with_one_line(values, match):
     if values.get("labeler") == "ase:xtb":
         require_module("tblite")
