@@ -276,3 +276,18 @@ def test_resume_comparison_ignores_budgets_executor_directory_production_and_wor
     changed = 'directory = "elsewhere"\n' + base.replace("n_workers = 1", "n_workers = 4") + free
     assert _comparable(changed) == _comparable(base)
     assert _comparable(base.replace("level = 6", "level = 8")) != _comparable(base)
+
+
+def test_every_dataset_written_carries_the_campaign_provenance(tmp_path):
+    from hmc_core.configurations import make_configurations
+
+    ds = make_configurations([np.zeros((1, 3))], [np.array([18])], attrs={"source": "test"})
+    stamped = CampaignStore(tmp_path / "a", provenance={"campaign_seed": 7, "campaign_config": "x"})
+    stamped.write_dataset("one.nc", ds)
+    back = stamped.read_dataset("one.nc")
+    assert back.attrs["campaign_seed"] == 7 and back.attrs["campaign_config"] == "x" and back.attrs["source"] == "test"
+    assert "campaign_seed" not in ds.attrs  # the caller's dataset is not modified
+    plain = CampaignStore(tmp_path / "b")
+    assert plain.provenance == {}
+    plain.write_dataset("one.nc", ds)
+    assert "campaign_seed" not in plain.read_dataset("one.nc").attrs and plain.read_dataset("one.nc").attrs["source"]
