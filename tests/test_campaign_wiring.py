@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import uuid
 from pathlib import Path
 
@@ -312,12 +313,26 @@ def test_label_stage(stage_copy):
 def test_labels_on_dask_workers_come_back_in_order_one_batch_per_worker(stage_copy):
     """``[executor] kind = "dask"``: one label task per batch (n_workers batches), each labeling in its worker with
     one process, the batches concatenated in input order."""
+    campaign, store, ref = stage_copy
+    start = ref.read_labels().isel(config=slice(0, 3))
+
+    def too_long(signum, frame):  # a wiring fault can leave a Dask future unresolved forever
+        raise TimeoutError("labels on Dask workers did not come back within 60 s")
+
+    previous = signal.signal(signal.SIGALRM, too_long)
+    signal.alarm(60)
+    try:
+        _dask_labels(campaign, store, start)
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _dask_labels(campaign, store, start) -> None:
     from distributed import LocalCluster
 
     from flows.active_learning import task_runner
 
-    campaign, store, ref = stage_copy
-    start = ref.read_labels().isel(config=slice(0, 3))
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as cluster:
         campaign.config = campaign.config.with_overrides(executor={"kind": "dask", "address": cluster.scheduler_address,
                                                                    "n_workers": 2})
