@@ -193,6 +193,8 @@ EQUIVALENT: dict[str, str] = {
     "hmc_core.hmc.x_chains_to_dataset__mutmut_144": _TEMPS,
     "hmc_core.hmc.x_chains_to_dataset__mutmut_146": _TEMPS,
     "flows.store.xǁCampaignStoreǁ__init____mutmut_3": "CampaignStore._lock_fh is never read ('' vs None)",
+    "flows.active_learning.xǁCampaignǁrun__mutmut_35": ("artifact_key lower-cases its parts (Prefect keys allow "
+                                                       "lowercase letters only): 'PROGRESS' is the key 'progress'"),
     "flows.store.x__aligned__mutmut_3": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXOSUXX'` is "
                                         "`in 'OSU'`"),
     "flows.store.x__aligned__mutmut_31": ("dtype.kind is one character and 'X' is no numpy kind: `in 'XXiuXX'` is "

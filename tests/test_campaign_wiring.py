@@ -804,3 +804,32 @@ def test_a_flow_run_with_an_unreadable_configuration_is_named_so(prefect_api, tm
     with pytest.raises(ConfigError, match="max_iterations"):
         active_learning(config_path=str(bad), directory=str(tmp_path / "bad"))
     assert len(flow_runs("campaign-invalid-config", after=before)) == 1
+
+
+@pytest.mark.parametrize(("parameters", "name"), [
+    ({"config": {"name": "from-a-deployment"}}, "campaign-from-a-deployment"),  # parameters as the API stores them
+    ({"config_path": None}, "campaign-water-hf"),  # the embedded default campaign
+    ({"config_path": "/nonexistent/campaign.toml"}, "campaign-invalid-config"),
+])
+def test_flow_run_names_from_every_form_of_the_parameters(monkeypatch, parameters, name):
+    import prefect.runtime.flow_run as flow_run
+
+    from flows.active_learning import _campaign_run_name
+
+    monkeypatch.setitem(flow_run.FIELDS, "parameters", lambda: parameters)
+    assert _campaign_run_name() == name
+
+
+def test_a_failing_run_leaves_its_progress_at_the_start(stage_copy):
+    from prefect.artifacts import Artifact
+
+    campaign, store, ref = stage_copy
+    name = campaign.config.name
+    for done in ("DONE.json", "metrics.nc"):
+        store.path(done).unlink()
+    store.path("potential.mtp", 0).write_text("not an MTP file\n")  # the fit marker stays: reading it fails
+    with pytest.raises(Exception):  # noqa: B017 - whatever the MTP reader raises
+        campaign.run()
+    progress = Artifact.get(f"{name}-progress")
+    assert progress.data == 0.0 and progress.description == f"campaign {name}: iterations done"
+    assert not store.done_path.exists()

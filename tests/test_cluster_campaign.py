@@ -6,6 +6,7 @@ line from ``pesflow run`` before anything starts.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import uuid
 
@@ -76,7 +77,13 @@ def cut_campaign(prefect_api, tmp_path_factory):
 
 def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(cut_campaign):
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterName,
+        TaskRunFilter,
+        TaskRunFilterFlowRunId,
+        TaskRunFilterName,
+    )
 
     from hmc_core.cluster_cut import cut_cluster
     from hmc_core.configurations import config_arrays
@@ -88,8 +95,10 @@ def test_cluster_cut_campaign_labels_clusters_and_fits_core_forces(cut_campaign)
     assert summary["finished"] and summary["this_run_s"]["cut"] > 0
     store = CampaignStore(tmp_path / "run")
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(any_=[
-            "cluster cuts iteration 0", "cluster cuts iteration 1"])))
+        [flow_run] = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[f"campaign-{name}"])))
+        runs = client.read_task_runs(task_run_filter=TaskRunFilter(
+            flow_run_id=TaskRunFilterFlowRunId(any_=[flow_run.id]), name=TaskRunFilterName(like_="cluster cuts")))
     assert {r.name for r in runs} >= {"cluster cuts iteration 0"}
     labels = store.read_labels()
 
@@ -140,8 +149,20 @@ def test_the_cut_stage_alone_resumes_from_its_marker_and_keeps_to_the_label_budg
     active = ActiveSet.from_dataset(store.read_dataset("active_set.nc", 0))
     frames = store.read_dataset("candidates.nc", 0)
     store.path("cut.done.json", 0).unlink()
-    clusters, done = campaign.cut(0, potential, active, frames, 3)
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    lines: list[str] = []
+    logger = logging.getLogger("flows.active_learning")
+    logger.addHandler(handler)
+    level, _ = logger.level, logger.setLevel(logging.INFO)
+    try:
+        clusters, done = campaign.cut(0, potential, active, frames, 3)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
     want = ref.stage_done("cut", 0)
+    assert f"iteration 0: {want['n_clusters']} cluster(s) cut around {want['n_uncertain_atoms']} uncertain atom(s) " \
+           f"of {frames.sizes['config']} frame(s)" in lines
     assert {k: v for k, v in done.items() if k != "cut_s"} == {k: v for k, v in want.items() if k != "cut_s"}
     assert store.stage_done("cut", 0) == done and done["cut_s"] > 0 and set(campaign.spent) == {"cut"}
     np.testing.assert_array_equal(clusters["positions"].values, ref.read_dataset("clusters.nc", 0)["positions"].values)
