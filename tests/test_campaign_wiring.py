@@ -16,6 +16,7 @@ calculations; a mutant that changes what is labeled just misses it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -94,16 +95,26 @@ class Lines(logging.Handler):
         return [r.getMessage() for r in self.records if r.levelno == level and r.module == "active_learning"]
 
 
-@pytest.fixture
-def lines():
+@contextlib.contextmanager
+def captured(logger_name: str):
+    """The lines logged to ``logger_name`` (all levels) while the block runs."""
     handler = Lines()
-    logger = logging.getLogger("prefect.flow_runs")
+    logger = logging.getLogger(logger_name)
     logger.addHandler(handler)
     old = logger.level
     logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old)
+
+
+@pytest.fixture
+def lines():
+    """Log lines of a campaign's flow run (Prefect's run logger)."""
+    with captured("prefect.flow_runs") as handler:
+        yield handler
 
 
 def write_config(tmp_path, cache, tag, name="wiring", iterations=1, n_test=2, threshold=1.0, max_labels=200,
@@ -360,14 +371,8 @@ def task_run_names(prefix: str) -> list[str]:
 @pytest.fixture
 def module_lines():
     """Log lines of flows.active_learning outside a flow run (Campaign methods called directly)."""
-    handler = Lines()
-    logger = logging.getLogger("flows.active_learning")
-    logger.addHandler(handler)
-    old = logger.level
-    logger.setLevel(logging.DEBUG)
-    yield handler
-    logger.removeHandler(handler)
-    logger.setLevel(old)
+    with captured("flows.active_learning") as handler:
+        yield handler
 
 
 def keyed(key: str) -> list:
@@ -465,14 +470,8 @@ def campaign(prefect_api, label_cache, tag, tmp_path_factory):
     """One finished two-iteration campaign (iteration 0 explores, selects and labels; iteration 1 fits and stops
     at the iteration budget), with the log lines it wrote."""
     tmp = tmp_path_factory.mktemp("wiring")
-    handler = Lines()
-    logger = logging.getLogger("prefect.flow_runs")
-    logger.addHandler(handler)
-    logger.setLevel(logging.DEBUG)
-    try:
+    with captured("prefect.flow_runs") as handler:
         summary = run(write_config(tmp, label_cache, tag), tmp / "run", ui_plots=False)
-    finally:
-        logger.removeHandler(handler)
     return tmp, summary, handler, f"wiring-{tag}"
 
 
