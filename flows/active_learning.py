@@ -39,7 +39,14 @@ from prefect.artifacts import (
     update_progress_artifact,
 )
 
-from flows.campaign_systems import chain_title, per_system_errors, plan_explore, rattled_sets, tagged
+from flows.campaign_systems import (
+    chain_title,
+    per_system_errors,
+    plan_explore,
+    rattled_sets,
+    system_index,
+    tagged,
+)
 from flows.config import CampaignConfig, StoppingConfig, load_config
 from flows.production import run_production
 from flows.reporting import artifact_key, iteration_markdown, metrics_table, summarize
@@ -59,13 +66,19 @@ def named(stage_task, name: str):
 
 
 # ---- the stop rule ---------------------------------------------------------------------------------------------
-def stop_before_exploring(it: int, n_labels: int, test_force_rmse: float, stopping: StoppingConfig) -> str | None:
+def stop_before_exploring(it: int, n_labels: int, test_force_rmse: float, stopping: StoppingConfig,
+                          ensemble_force_rmse: float = np.nan) -> str | None:
     """Stop reason after the fit of iteration ``it`` (on ``n_labels`` usable labels, held-out force RMSE
-    ``test_force_rmse`` eV/Å, NaN without a test set), or None to go on exploring."""
+    ``test_force_rmse`` eV/Å, NaN without a test set; ``ensemble_force_rmse`` eV/Å on the ensemble test set, NaN
+    without one), or None to go on exploring."""
     target = stopping.force_rmse_target
     if target is not None and np.isfinite(test_force_rmse) and test_force_rmse <= target:
         return (f"error target reached: test force RMSE {test_force_rmse:.4g} ≤ {target} eV/Å "
                 "(checked on the held-out set only)")
+    target = stopping.ensemble_force_rmse_target
+    if target is not None and np.isfinite(ensemble_force_rmse) and ensemble_force_rmse <= target:
+        return (f"error target reached: ensemble test force RMSE {ensemble_force_rmse:.4g} ≤ {target} eV/Å "
+                "(frames from HMC on this potential at the campaign's state points)")
     if it >= stopping.max_iterations:
         return f"iteration budget ({stopping.max_iterations} label rounds); not converged"
     if n_labels >= stopping.max_labels:
@@ -141,8 +154,15 @@ def active_learning(config_path: str | None = None, directory: str | None = None
 @contextlib.contextmanager
 def task_runner(config: CampaignConfig, store: CampaignStore):
     """The task runner for the fan-out stages: Prefect's thread pool, or prefect-dask on a local cluster / an
-    address. Entered once per campaign run (a local Dask cluster is started once and closed at the end)."""
+    address, or SLURM jobs (:mod:`flows.slurm`). Entered once per campaign run (a local Dask cluster or the SLURM
+    jobs are started once and closed at the end)."""
     ex = config.executor
+    if ex.kind == "slurm":
+        from flows.slurm import slurm_task_runner
+
+        with slurm_task_runner(config, store) as runner:
+            yield runner
+        return
     if ex.kind == "default":
         from prefect.task_runners import ThreadPoolTaskRunner
 
@@ -254,10 +274,16 @@ class Campaign:
             row.update({f"test_{k}": v for k, v in prediction_errors(potential, store.read_dataset("test_set.nc"))
                         .items()})
         row.update({f"train_{k}": v for k, v in prediction_errors(potential, labels).items()})
+        ensemble = None
+        if cfg.ensemble_test is not None:
+            ensemble, drawn = self.ensemble(it, potential, labels)
+            row.update(drawn)
+            row.update({f"ensemble_{k}": v for k, v in prediction_errors(potential, ensemble).items()})
         row.update(per_system_errors(cfg, potential, {"train": labels, **(
-            {"test": store.read_dataset("test_set.nc")} if store.has("test_set.nc") else {})}))
+            {"test": store.read_dataset("test_set.nc")} if store.has("test_set.nc") else {}), **(
+            {"ensemble": ensemble} if ensemble is not None else {})}))
         reason = stop_before_exploring(it, row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
-                                       cfg.stopping)
+                                       cfg.stopping, row.get("ensemble_force_rmse_eV_per_A", np.nan))
         if reason is None:
             pool, explored = self.explore(it, potential, active, labels)
             row.update(explored)
@@ -301,6 +327,56 @@ class Campaign:
         potential = read_mtp(store.path("potential.mtp", it))
         active = ActiveSet.from_dataset(store.read_dataset("active_set.nc", it))
         return potential, active, dict(done)
+
+    def ensemble(self, it: int, potential, labels: xr.Dataset) -> tuple[xr.Dataset, dict]:
+        """``[ensemble_test]``: HMC on this iteration's potential (no active set, no early stop) at every system's
+        state points, then the ensemble test set (``tasks.ensemble_test``): the set in use if still representative,
+        else the fresh frames, labeled by the reference method (cluster cuts with ``[labeling] cluster_cut``).
+        Returns the labeled set and the metrics (drawn at, redrawn, KS p-value, sampling and labeling seconds)."""
+        cfg, store, es = self.config, self.store, self.config.ensemble_test
+        done = store.stage_done("ensemble", it)
+        if done is None:
+            from tasks.cluster_cuts import exploration_starts
+            from tasks.ensemble_test import EnsembleDrawInputs, cut_around, ensemble_draw_task
+            from tasks.explore import ExploreInputs, explore_task
+
+            t0 = time.perf_counter()
+            hmc = cfg.hmc.model_copy(update={"n_starts": es.n_chains, "n_samples": es.n_samples or cfg.hmc.n_samples})
+            plan = plan_explore(cfg.model_copy(update={"hmc": hmc}), exploration_starts(labels), it)
+            starts = exploration_starts(labels)
+            futures = [self.runner.submit(
+                named(explore_task, "ensemble " + chain_title(cfg, it, c)),
+                {"inputs": ExploreInputs(starts.isel(config=[c.start]), c.temperature, potential, None, np.inf,
+                                         c.pressure),
+                 "settings": hmc, "seed": cfg.stream("ensemble_chain", it, *c.key)}) for c in plan]
+            chains = tuple(tagged(f.result().frames, c.name) for c, f in zip(plan, futures, strict=True))
+            previous = store.stage_done("ensemble", it - 1) if it > 0 else None
+            stored = None if previous is None else store.read_dataset("ensemble_frames.nc",
+                                                                      previous["ensemble_drawn_at"])
+            drawn = named(ensemble_draw_task, f"ensemble test set iteration {it}")(
+                EnsembleDrawInputs(chains, tuple(c.system for c in plan), len(cfg.systems), potential, stored,
+                                   None if stored is None else system_index(stored, cfg)),
+                es, cfg.stream("ensemble_pick", it))
+            sample_s = self._timed("ensemble test set", t0)
+            done = {"ensemble_sample_s": sample_s, "ensemble_label_s": 0.0, "ensemble_redrawn": int(drawn.redraw),
+                    "ensemble_drawn_at": it if drawn.redraw else previous["ensemble_drawn_at"],
+                    "ensemble_p_value": float(np.min(drawn.p_values))}
+            if drawn.redraw:
+                t1 = time.perf_counter()
+                configs = drawn.frames if cfg.labeling.cluster_cut is None else cut_around(
+                    drawn.frames, es.atoms_per_frame, cfg.labeling.cluster_cut, float(potential.cutoff),
+                    cfg.stream("ensemble_cut", it))
+                labeled = self.label_set(configs, f"label ensemble test set iteration {it} "
+                                                  f"({configs.sizes['config']} configurations)")
+                store.write_dataset("ensemble_frames.nc", drawn.frames, it)
+                store.write_dataset("ensemble_test.nc", labeled, it)
+                done["ensemble_label_s"] = self._timed("ensemble test set", t1)
+            store.mark_done("ensemble", it, done)
+            self.log.info("iteration %d: ensemble test set %s (KS p-value %.3g)", it,
+                          "drawn and labeled" if drawn.redraw else
+                          f"of iteration {done['ensemble_drawn_at']} still representative", done["ensemble_p_value"])
+        ensemble = store.read_dataset("ensemble_test.nc", done["ensemble_drawn_at"])
+        return ensemble, {**done, "ensemble_n": int(ensemble.sizes["config"])}
 
     def explore(self, it: int, potential, active: ActiveSet, labels: xr.Dataset) -> tuple[xr.Dataset, dict]:
         cfg, store = self.config, self.store
@@ -405,6 +481,11 @@ class Campaign:
         settings = cfg.labeling.label_settings()
         cache = str(store.label_cache_dir(cfg.labeling.cache_dir))
         n = configs.sizes["config"]
+        if cfg.executor.kind == "slurm" and n > 0:
+            from flows.slurm import submit_labels
+
+            return submit_labels(self.runner, lambda name: named(label_task, name), configs, settings, cache,
+                                 cfg.executor, title)
         if cfg.executor.kind == "dask" and n > 1:
             batches = np.array_split(np.arange(n), min(n, cfg.executor.n_workers))
             one = settings.model_copy(update={"n_workers": 1})

@@ -41,9 +41,13 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
     stage spent by this run), the wall-time split of this run."""
     rows = summary["metrics"]
     table = Table(title=f"campaign {summary['directory']}")
+    ensemble = any("ensemble_force_rmse_eV_per_A" in r for r in rows)
     cols = [("iteration", "it", "{:d}"), ("n_labels", "labels", "{:.0f}"),
             ("test_energy_rmse_meV_per_atom", "test E RMSE (meV/atom)", "{:.2f}"),
             ("test_force_rmse_eV_per_A", "test F RMSE (eV/Å)", "{:.4f}"),
+            *([("ensemble_force_rmse_eV_per_A", "ensemble F RMSE (eV/Å)", "{:.4f}"),
+               ("ensemble_drawn_at", "ensemble of it", "{:.0f}"),
+               ("ensemble_label_s", "ensemble labels (s)", "{:.1f}")] if ensemble else []),
             ("n_above_threshold", "frames γ>thr", "{:.0f}"), ("n_selected", "selected", "{:.0f}"),
             ("n_new_labels", "new labels", "{:.0f}"), ("n_failed", "failed", "{:.0f}"),
             ("n_pool", "frames", "{:.0f}"), ("chains_stopped", "chains stopped", "{:.0f}"),
@@ -63,14 +67,16 @@ def print_summary(summary: dict, wall: float | None = None, split: dict[str, flo
     systems = system_names(rows[-1]) if rows else []
     if systems:
         t = Table(title="per system")
-        for title in ("it", "system", "labels", "test E RMSE (meV/atom)", "test F RMSE (eV/Å)",
-                      "train F RMSE (eV/Å)"):
+        keys = [("n_labels", "labels", "{:.0f}"), ("test_energy_rmse_meV_per_atom", "test E RMSE (meV/atom)", "{:.2f}"),
+                ("test_force_rmse_eV_per_A", "test F RMSE (eV/Å)", "{:.4f}"),
+                *([("ensemble_force_rmse_eV_per_A", "ensemble F RMSE (eV/Å)", "{:.4f}")] if ensemble else []),
+                ("train_force_rmse_eV_per_A", "train F RMSE (eV/Å)", "{:.4f}")]
+        for title in ("it", "system", *(title for _, title, _ in keys)):
             t.add_column(title, justify="right")
         for r in rows:
             for name in systems:
                 cells = [str(r["iteration"]), name]
-                for key, fmt in (("n_labels", "{:.0f}"), ("test_energy_rmse_meV_per_atom", "{:.2f}"),
-                                 ("test_force_rmse_eV_per_A", "{:.4f}"), ("train_force_rmse_eV_per_A", "{:.4f}")):
+                for key, _, fmt in keys:
                     v = r.get(f"{name}.{key}")
                     cells.append("–" if v is None or (isinstance(v, float) and not np.isfinite(v)) else fmt.format(v))
                 t.add_row(*cells)

@@ -16,7 +16,9 @@ Sections (every key optional; defaults give a small, cheap campaign):
                  charge, spin, dispersion, workers; defaults: PBE/def2-SVP with density fitting; or ``labeler``
                  = ``"ase:lj"``/``"ase:emt"``/``"ase:xtb"``/``"ase"`` + ``calculator``, with ``parameters``,
                  :mod:`tasks.ase_labeler`) + ``cache_dir``
-``[stopping]``   iteration budget, label budget, held-out force-error target
+``[ensemble_test]`` optional: a test set drawn from HMC on the current potential at the systems' state points,
+                 labeled by the reference method (:class:`tasks.ensemble_test.EnsembleTestSettings`)
+``[stopping]``   iteration budget, label budget, held-out and ensemble force-error targets
 ``[executor]``   ``default`` (Prefect's thread runner; labels in local processes) or ``dask`` (prefect-dask:
                  a local cluster, or the address of a running scheduler)
 ``[production]`` optional: a phase study (melt, coexist, seed) run on ``final.mtp`` after the campaign stops
@@ -38,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from flows.production import ProductionConfig
 from flows.system_config import SystemConfig
 from tasks.cluster_cuts import ClusterCutSettings
+from tasks.ensemble_test import EnsembleTestSettings
 from tasks.explore import ExploreSettings
 from tasks.fit import MTPSettings
 from tasks.label_settings import LabelSettings
@@ -45,7 +48,8 @@ from tasks.select import SelectionSettings
 
 DEFAULT_CONFIG = Path(__file__).with_name("default_campaign.toml")
 #: the campaign's random streams (:meth:`CampaignConfig.stream`); append new ones, never reorder
-STREAMS = ("start_set", "test_set", "chain_starts", "chain", "select", "fit", "structure")
+STREAMS = ("start_set", "test_set", "chain_starts", "chain", "select", "fit", "structure", "ensemble_chain",
+           "ensemble_pick", "ensemble_cut")
 
 
 class ConfigError(ValueError):
@@ -79,30 +83,58 @@ class LabelingConfig(LabelSettings):
 
 class StoppingConfig(_Section):
     """Stop when an iteration finds no candidate above the selection threshold, when the held-out force RMSE
-    (eV/Å) reaches ``force_rmse_target``, after ``max_iterations`` label rounds, or at ``max_labels`` labels."""
+    (eV/Å) reaches ``force_rmse_target``, when the ensemble test set's force RMSE (eV/Å; needs
+    ``[ensemble_test]``) reaches ``ensemble_force_rmse_target``, after ``max_iterations`` label rounds, or at
+    ``max_labels`` labels."""
 
     max_iterations: int = Field(3, ge=0, le=10_000)
     max_labels: int = Field(200, ge=1)
     force_rmse_target: PositiveFloat | None = None
+    ensemble_force_rmse_target: PositiveFloat | None = None
     stop_when_no_candidates: bool = True
 
 
 class ExecutorConfig(_Section):
     """``kind = "default"``: Prefect's thread-pool task runner (HMC chains in threads, labels in processes).
     ``kind = "dask"``: prefect-dask's DaskTaskRunner on ``address`` (a running scheduler, e.g.
-    ``tcp://10.0.0.1:8786``; for SLURM start it with dask-jobqueue) or, without an address, a local cluster of
-    ``n_workers`` processes × ``threads_per_worker`` whose dashboard binds ``dashboard_address``."""
+    ``tcp://10.0.0.1:8786``) or, without an address, a local cluster of ``n_workers`` processes ×
+    ``threads_per_worker`` whose dashboard binds ``dashboard_address``.
+    ``kind = "slurm"``: labels and HMC chains run in ``n_workers`` SLURM jobs (dask-jobqueue), the flow on the
+    submitting host (:mod:`flows.slurm`). Per job: ``partition`` (default: the cluster's default partition),
+    ``account``, ``cores`` (CPUs; one Dask worker running that many tasks at a time), ``memory`` (e.g. ``"4GB"``)
+    and ``walltime`` (``[D-]HH:MM:SS``). Labels with at least ``big_label_basis`` basis functions (atoms for ASE
+    labelers; None: no such split) run one at a time in jobs of ``big_label_cores`` CPUs with that many threads.
+    A job pending longer than ``job_start_timeout_s`` s, a scheduler silent for ``scheduler_timeout_s`` s, or more
+    than ``max_job_retries`` replaced jobs (killed by ``scancel``, walltime, node failure) stops the campaign
+    with an error naming the setting. Unset (None): the defaults of :class:`flows.slurm.SlurmSettings` (1 core,
+    2GB, 01:00:00, 4 big-label cores, 600 s, 30 s, 3 retries)."""
 
-    kind: Literal["default", "dask"] = "default"
+    kind: Literal["default", "dask", "slurm"] = "default"
     address: str | None = None
     n_workers: int = Field(2, ge=1, le=4096)
     threads_per_worker: int = Field(1, ge=1, le=256)
     dashboard_address: str | None = "127.0.0.1:0"
+    partition: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    account: str | None = Field(None, pattern=r"^[A-Za-z0-9_.-]+$")
+    cores: int | None = Field(None, ge=1, le=1024)
+    memory: str | None = Field(None, pattern=r"^[0-9]+(\.[0-9]+)? ?[KMGT]i?B$")
+    walltime: str | None = Field(None, pattern=r"^([0-9]+-)?[0-9]{1,2}:[0-5][0-9]:[0-5][0-9]$")
+    big_label_basis: int | None = Field(None, ge=1)
+    big_label_cores: int | None = Field(None, ge=1, le=1024)
+    job_start_timeout_s: PositiveFloat | None = None
+    scheduler_timeout_s: PositiveFloat | None = None
+    max_job_retries: int | None = Field(None, ge=0, le=1000)
 
     @model_validator(mode="after")
     def _address(self) -> ExecutorConfig:
         if self.address is not None and self.kind != "dask":
             raise ValueError("`address` is only used with kind = \"dask\"")
+        slurm_only = [k for k in ("partition", "account", "cores", "memory", "walltime", "big_label_basis",
+                                  "big_label_cores", "job_start_timeout_s", "scheduler_timeout_s", "max_job_retries")
+                      if getattr(self, k) is not None]
+        if slurm_only and self.kind != "slurm":
+            raise ValueError(f"{', '.join(map(repr, slurm_only))} only apply to kind = \"slurm\"; set kind = "
+                             "\"slurm\" or remove them")
         return self
 
 
@@ -121,6 +153,7 @@ class CampaignConfig(_Section):
     hmc: ExploreSettings = ExploreSettings()
     selection: SelectionSettings = SelectionSettings()
     labeling: LabelingConfig = LabelingConfig()
+    ensemble_test: EnsembleTestSettings | None = None
     stopping: StoppingConfig = StoppingConfig()
     executor: ExecutorConfig = ExecutorConfig()
     production: ProductionConfig | None = None
@@ -147,6 +180,9 @@ class CampaignConfig(_Section):
             raise ValueError(f"[stopping] max_labels ({self.stopping.max_labels}) is below [system] n_start "
                              f"({n_start}{' over all systems' if len(self.systems) > 1 else ''}): the starting "
                              "set alone would exceed the label budget; raise max_labels or lower n_start")
+        if self.stopping.ensemble_force_rmse_target is not None and self.ensemble_test is None:
+            raise ValueError("[stopping] ensemble_force_rmse_target needs an ensemble test set: add an "
+                             "[ensemble_test] section (e.g. with `n_frames = 8`) or remove the target")
         return self
 
     @property

@@ -90,15 +90,17 @@ def learning_curve_figure(store: CampaignStore, upto: int | None = None):
     fig = _figure(figsize=(13, 4))
     ax = fig.subplots(1, 3)
     n = m["n_labels"].values
-    styles = {"test": ("o-", "test set (held out)"), "train": ("s--", "training labels")}
+    styles = {"test": ("o-", "test set (held out)"), "ensemble": ("D-", "ensemble test set (HMC on the potential)"),
+              "train": ("s--", "training labels")}
     for prefix, (style, name) in styles.items():
         if f"{prefix}_force_rmse_eV_per_A" in m:
             ax[0].plot(n, m[f"{prefix}_force_rmse_eV_per_A"].values, style, label=name)
             ax[1].plot(n, m[f"{prefix}_energy_rmse_meV_per_atom"].values, style, label=name)
     for system in system_names(m.data_vars):  # per-system test errors of a several-system campaign
-        for a, key in ((ax[0], "test_force_rmse_eV_per_A"), (ax[1], "test_energy_rmse_meV_per_atom")):
+        for a, key in ((ax[0], "test_force_rmse_eV_per_A"), (ax[1], "test_energy_rmse_meV_per_atom"),
+                       (ax[0], "ensemble_force_rmse_eV_per_A")):
             if f"{system}.{key}" in m:
-                a.plot(n, m[f"{system}.{key}"].values, ".:", label=f"test: {system}")
+                a.plot(n, m[f"{system}.{key}"].values, ".:", label=f"{key.split('_', 1)[0]}: {system}")
     ax[0].set(xlabel="labels in the fit (count)", ylabel="force RMSE (eV/Å)", yscale="log",
               title="force error of the MTP vs PySCF")
     ax[1].set(xlabel="labels in the fit (count)", ylabel="energy RMSE (meV/atom)", yscale="log",

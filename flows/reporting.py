@@ -12,7 +12,9 @@ from hmc_core.mtp.fit import usable_labels
 
 STAGE_TIMES = ("fit_s", "explore_s", "select_s", "label_s")
 #: metrics columns in the order a user reads them: labels, test errors, candidates, stop reason, then the rest
-TABLE_COLUMNS = ("n_labels", "test_energy_rmse_meV_per_atom", "test_force_rmse_eV_per_A", "n_above_threshold",
+TABLE_COLUMNS = ("n_labels", "test_energy_rmse_meV_per_atom", "test_force_rmse_eV_per_A",
+                 "ensemble_energy_rmse_meV_per_atom", "ensemble_force_rmse_eV_per_A", "ensemble_drawn_at",
+                 "ensemble_n", "ensemble_label_s", "n_above_threshold",
                  "n_selected", "n_new_labels", "n_failed", "stop_reason", "max_grade", "n_pool", "chains_stopped",
                  "acceptance", "fit_capped", *STAGE_TIMES, "iteration_s")
 
@@ -61,6 +63,10 @@ def iteration_markdown(name: str, it: int, row: dict, threshold: float, break_th
              f"{f('n_new_labels', '{:.0f}')} ({f('n_failed', '{:.0f}')} failed)",
              f"- held-out (test) errors: energy RMSE {f('test_energy_rmse_meV_per_atom')} meV/atom, force RMSE "
              f"{f('test_force_rmse_eV_per_A')} eV/Å",
+             *([f"- ensemble test set ({f('ensemble_n', '{:.0f}')} configurations drawn at iteration "
+                f"{f('ensemble_drawn_at', '{:.0f}')}, labeled in {f('ensemble_label_s', '{:.1f}')} s): energy RMSE "
+                f"{f('ensemble_energy_rmse_meV_per_atom')} meV/atom, force RMSE {f('ensemble_force_rmse_eV_per_A')} "
+                "eV/Å"] if "ensemble_force_rmse_eV_per_A" in row else []),
              f"- exploration: {f('n_chains', '{:.0f}')} HMC chains, {f('n_pool', '{:.0f}')} frames, "
              f"{f('chains_stopped', '{:.0f}')} stopped at grade > {break_threshold}, "
              f"acceptance {f('acceptance', '{:.2f}')}, max grade {f('max_grade')}",

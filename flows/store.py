@@ -46,7 +46,7 @@ import xarray as xr
 from hmc_core.atomic_io import atomic_target, remove_stale_temporaries
 from hmc_core.configurations import concat, read_netcdf, write_netcdf
 
-STAGES = ("fit", "explore", "select", "cut", "label")
+STAGES = ("fit", "explore", "select", "cut", "label", "ensemble")
 
 
 class CampaignBusy(RuntimeError):

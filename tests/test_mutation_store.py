@@ -45,7 +45,7 @@ def test_paths_and_iterations(tmp_path):
     assert store.iterations() == [2, 10]
     store.initialize('name = "x"\n')
     assert store.exists()
-    assert STAGES == ("fit", "explore", "select", "cut", "label")
+    assert STAGES == ("fit", "explore", "select", "cut", "label", "ensemble")
 
 
 def test_initialize_keeps_the_first_configuration_and_ignores_only_budgets(tmp_path):
