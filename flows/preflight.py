@@ -1,6 +1,6 @@
 """Every check of a campaign that needs no computation, run before anything expensive starts (a Prefect server
 included): the structure, the starting and test sets, the elements against the basis and the ``[production]`` study,
-the campaign directory.
+the campaign directory, and a SLURM executor's partition and job size (asking the scheduler).
 
 :func:`preflight` raises :class:`flows.app.UserError` (or :class:`flows.config.ConfigError`) with what is
 wrong, where, and how to fix it; the CLI prints one line and exits non-zero.
@@ -186,10 +186,21 @@ def check_cluster_cut(cfg: CampaignConfig, structures: list) -> None:
                 raise UserError(f"[labeling] cluster_cut, system {name!r}, structure {j}: {exc}") from None
 
 
+def check_executor(cfg: CampaignConfig) -> None:
+    """``[executor] kind = "slurm"``: the SLURM controller answers, the partition exists and takes a job of the
+    configured partition, account, cores, memory and walltime (:func:`flows.slurm.check_slurm`; SlurmError, a
+    UserError, naming the setting)."""
+    if cfg.executor.kind == "slurm":
+        from flows.slurm import check_slurm
+
+        check_slurm(cfg.executor)
+
+
 def preflight(cfg: CampaignConfig, directory: Path) -> None:
     """All checks that need no computation (see the module docstring)."""
     structures = [check_structure(cfg, k) for k in range(len(cfg.systems))]
     check_cluster_cut(cfg, structures)
     check_labels_possible(cfg, check_sets(cfg, structures))
     check_production(cfg, structures)
+    check_executor(cfg)
     check_directory(cfg, directory)
