@@ -53,13 +53,15 @@ def _settings(model, **values):
 
 
 def _system(element: str | None, cutoff: float | None, potential: Path | None, species: str | None,
-            lattice_constant: float | None) -> dict:
-    """The settings keys naming the system: built-in LJ (``element``, ``cutoff_sigma``) or a fitted MTP
-    (``potential``, ``species``, ``lattice_constant``), with the options of the other kind refused."""
+            lattice_constant: float | None, tail: bool | None = None) -> dict:
+    """The settings keys naming the system: built-in LJ (``element``, ``cutoff_sigma``, ``tail_correction``) or a
+    fitted MTP (``potential``, ``species``, ``lattice_constant``), with the options of the other kind refused."""
     if potential is None:
         refuse_mtp_options({"--species": species is not None, "--lattice-constant": lattice_constant is not None})
-        return {"element": element or "LJ", "cutoff_sigma": 3.0 if cutoff is None else cutoff}
-    refuse_lj_options({"--element": element is not None, "--cutoff": cutoff is not None}, potential)
+        return {"element": element or "LJ", "cutoff_sigma": 3.0 if cutoff is None else cutoff,
+                "tail_correction": True if tail is None else tail}
+    refuse_lj_options({"--element": element is not None, "--cutoff": cutoff is not None,
+                       "--tail-correction/--no-tail-correction": tail is not None}, potential)
     elements = mtp_species(potential, parse_species(species) if species is not None else None)
     if len(elements) != 1:
         raise UserError(f"--potential {potential} has {len(elements)} species; the phase studies are one-component: "
@@ -128,6 +130,8 @@ def melt(
     n_samples: int = typer.Option(200, help="production NPT sweeps per temperature"),
     warmup: int = typer.Option(50, help="warm-up sweeps per temperature"),
     cutoff: float = typer.Option(None, show_default="3.0", help="LJ cutoff in σ (tail-corrected)"),
+    tail: bool = typer.Option(None, "--tail-correction/--no-tail-correction", show_default="on",
+                              help="LJ tail correction; off: the truncated-shifted LJ of ASE's calculator (ase:lj)"),
     workers: int = typer.Option(2, help="ladders run in parallel"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/melting"), help="run directory"),
@@ -137,7 +141,7 @@ def melt(
     from hmc_core.phase_system import scan_temperatures
     from tasks.phase_settings import MeltingCurveSettings
 
-    system = _system(element, cutoff, potential, species_option, lattice_constant)
+    system = _system(element, cutoff, potential, species_option, lattice_constant, tail)
     t_min, t_max = _temperatures(system, t_min, t_max, (0.6, 1.1))
     try:
         temps = tuple(scan_temperatures(t_min, t_max, n_temperatures))
@@ -181,6 +185,8 @@ def coexist(
     steps: int = typer.Option(20, help="integrator steps per HMC trajectory"),
     threshold: float = typer.Option(0.03, help="change of solid fraction that counts as growth / melting"),
     cutoff: float = typer.Option(None, show_default="3.0", help="LJ cutoff in σ (energy shifted, tail-corrected)"),
+    tail: bool = typer.Option(None, "--tail-correction/--no-tail-correction", show_default="on",
+                              help="LJ tail correction; off: the truncated-shifted LJ of ASE's calculator (ase:lj)"),
     workers: int = typer.Option(2, help="temperatures run in parallel"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/coexistence"), help="run directory"),
@@ -190,7 +196,7 @@ def coexist(
     from hmc_core.phase_system import scan_temperatures
     from tasks.phase_settings import CoexistenceSettings
 
-    system = _system(element, cutoff, potential, species_option, lattice_constant)
+    system = _system(element, cutoff, potential, species_option, lattice_constant, tail)
     t_min, t_max = _temperatures(system, t_min, t_max, (0.66, 0.86))
     try:
         if t_min <= 0:
@@ -243,6 +249,8 @@ def seed(
     replicas: int = typer.Option(1, help="independent runs per (T, structure, size)"),
     steps: int = typer.Option(10, help="integrator steps per HMC trajectory (20: twice the time per sweep)"),
     cutoff: float = typer.Option(None, show_default="3.0", help="LJ cutoff in σ (tail-corrected)"),
+    tail: bool = typer.Option(None, "--tail-correction/--no-tail-correction", show_default="on",
+                              help="LJ tail correction; off: the truncated-shifted LJ of ASE's calculator (ase:lj)"),
     workers: int = typer.Option(2, help="runs in parallel"),
     random_seed: int = typer.Option(0, "--random-seed"),
     out: Path = typer.Option(Path("runs/seeded"), help="run directory"),
@@ -253,7 +261,7 @@ def seed(
     Seeds take the bulk crystal's lattice at (T, P); the liquid first relaxes around the held seed."""
     from tasks.phase_settings import SeededSettings
 
-    system = _system(element, cutoff, potential, species_option, lattice_constant)
+    system = _system(element, cutoff, potential, species_option, lattice_constant, tail)
     if not temperature and potential is not None:
         raise UserError("give the supercooled temperature(s) with -T (K) with --potential")
     temps = tuple(temperature or ((0.6,) if system.get("element") == "LJ" else (70.0,)))

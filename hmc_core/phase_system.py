@@ -94,10 +94,15 @@ class PhaseSystem(PhaseModel):
     The shift leaves forces and the virial unchanged; the tail correction includes the mean-field value of
     the shift (:mod:`hmc_core.potentials.lennard_jones`), so the sampled pressure is that of the full
     potential to the accuracy of the tail correction (checked against JZG in tests/test_npt.py).
+
+    tail_correction: False samples the truncated and shifted potential itself, without the tail and shift
+    corrections: the model of ASE's ``LennardJones`` calculator (``ase:lj`` labels) and of any potential learned
+    from it, which lacks the mean-field cohesion beyond the cutoff (about 3 K lower argon melting at 1 bar).
     """
 
     element: str = "LJ"
     cutoff_sigma: float = 3.0
+    tail_correction: bool = True
 
     def __post_init__(self):
         if self.element != "LJ" and self.element not in RARE_GAS:
@@ -131,8 +136,9 @@ class PhaseSystem(PhaseModel):
 
     def potential(self) -> Potential:
         if self.element == "LJ":
-            return LennardJones(cutoff_sigma=self.cutoff_sigma, shift=True, tail=True)
-        return LennardJones.rare_gas(self.element, cutoff_sigma=self.cutoff_sigma, shift=True, tail=True)
+            return LennardJones(cutoff_sigma=self.cutoff_sigma, shift=True, tail=self.tail_correction)
+        return LennardJones.rare_gas(self.element, cutoff_sigma=self.cutoff_sigma, shift=True,
+                                     tail=self.tail_correction)
 
     @property
     def cutoff(self) -> float:
@@ -163,9 +169,10 @@ class PhaseSystem(PhaseModel):
             return solid_density / 1.13
 
     def describe(self) -> dict:
+        tail = "analytic tail correction" if self.tail_correction else "no tail correction (ASE's LennardJones)"
         return {"element": self.element, "units": self.units, "cutoff_sigma": self.cutoff_sigma,
-                "potential_cutoff": self.cutoff, "potential": "LJ truncated at cutoff_sigma, shifted to zero there, "
-                                                    "analytic tail correction"}
+                "potential_cutoff": self.cutoff, "tail_correction": int(self.tail_correction),
+                "potential": f"LJ truncated at cutoff_sigma, shifted to zero there, {tail}"}
 
     def reduced_pressure_to_user(self, p_star: float) -> float:
         """P* → the user's pressure unit (P* itself, or bar)."""

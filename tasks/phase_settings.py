@@ -29,13 +29,16 @@ class PhaseSettings(BaseModel):
     or a fitted MTP: ``potential`` (path of a trained ``.mtp`` file with one species), ``species`` (atomic numbers of
     its species indices; None: the file's pesflow ``potential_tag``) and ``lattice_constant`` (Å, cubic fcc; None:
     relaxed once here, :func:`hmc_core.mtp_phase.relaxed_lattice_constant`, and ``lattice_constant_source`` says
-    so). With a potential, ``element`` is set from the file, and ``cutoff_sigma`` may not be given."""
+    so). With a potential, ``element`` is set from the file, and ``cutoff_sigma`` and ``tail_correction`` (False:
+    LJ without the tail correction, as ASE's calculator; :class:`hmc_core.phase_system.PhaseSystem`) may not be
+    given."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     element: str = "LJ"
     pressure: float = Field(1.0, allow_inf_nan=False)
     cutoff_sigma: float = Field(3.0, gt=1.0, le=10.0, allow_inf_nan=False)
+    tail_correction: bool = True
     potential: str | None = None
     species: tuple[int, ...] | None = None
     lattice_constant: float | None = Field(None, gt=0, allow_inf_nan=False)
@@ -56,6 +59,8 @@ class PhaseSettings(BaseModel):
             return values
         if "cutoff_sigma" in values:
             raise ValueError("cutoff_sigma is the Lennard-Jones cutoff; an MTP's cutoff is its file's max_dist")
+        if "tail_correction" in values:
+            raise ValueError("tail_correction is the Lennard-Jones tail; an MTP has none")
         from hmc_core.mtp_phase import MTPSystem
 
         system = MTPSystem(str(values["potential"]), values.get("species"), values.get("lattice_constant"))
@@ -76,14 +81,14 @@ class PhaseSettings(BaseModel):
     @model_validator(mode="after")
     def _system(self):
         if self.potential is None:
-            PhaseSystem(self.element, self.cutoff_sigma)  # raises ValueError naming an unknown element
+            PhaseSystem(self.element, self.cutoff_sigma, self.tail_correction)  # ValueError: an unknown element
         return self
 
     def system(self) -> PhaseModel:
         """The system to sample: :class:`PhaseSystem` (LJ) or :class:`hmc_core.mtp_phase.MTPSystem` (file read
         again; the lattice constant is the one fixed at validation)."""
         if self.potential is None:
-            return PhaseSystem(self.element, self.cutoff_sigma)
+            return PhaseSystem(self.element, self.cutoff_sigma, self.tail_correction)
         from hmc_core.mtp_phase import MTPSystem
 
         system = MTPSystem(self.potential, self.species, self.lattice_constant)
@@ -93,8 +98,9 @@ class PhaseSettings(BaseModel):
     def summary(self) -> dict:
         """The settings for a run's summary.json: every field, less those that do not apply to the system (the LJ
         cutoff with a potential file; the potential's fields without one)."""
-        skip = {"cutoff_sigma"} if self.potential is not None else {"potential", "species", "lattice_constant",
-                                                                     "lattice_constant_source"}
+        lj_only = {"cutoff_sigma", "tail_correction"}
+        skip = lj_only if self.potential is not None else {"potential", "species", "lattice_constant",
+                                                           "lattice_constant_source"}
         return self.model_dump(exclude=skip)
 
     def stream(self, *key: int) -> np.random.SeedSequence:

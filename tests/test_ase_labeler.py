@@ -83,6 +83,31 @@ def test_lj_defaults_are_argon_of_pesflow_coexist():
     assert LabelSettings(labeler="ase:lj", parameters={"sigma": 2.0}).method_key()["parameters"]["rc"] == 6.0
 
 
+def test_coexist_without_tail_correction_samples_the_ase_lj_model():
+    """``pesflow coexist --element Ar --no-tail-correction`` samples exactly what ``ase:lj`` labels (the model a
+    potential learned from those labels approximates); with the tail correction the energy is lower by the
+    mean-field cohesion beyond the cutoff (and the shift's mean-field value)."""
+    from hmc_core.phase_system import PhaseSystem
+
+    atoms = bulk("Ar", "fcc", 5.26, cubic=True).repeat((4, 4, 4))  # 21 Å: more than twice the 10.2 Å cutoff
+    atoms.rattle(0.05, seed=3)
+    atoms.calc = LennardJones(**LabelSettings(labeler="ase:lj").method_key()["parameters"])
+    from hmc_core.potentials.base import ForceField
+
+    def energy_forces(tail: bool):
+        field = ForceField(PhaseSystem("Ar", tail_correction=tail).potential(), atoms.numbers, atoms.cell.array,
+                           atoms.pbc)
+        return field.energy_forces(atoms.positions.copy())
+
+    e_bare, f_bare = energy_forces(False)
+    assert e_bare == pytest.approx(atoms.get_potential_energy(), rel=1e-12)
+    np.testing.assert_allclose(f_bare, atoms.get_forces(), rtol=1e-10, atol=1e-12)
+    e_tail, f_tail = energy_forces(True)
+    np.testing.assert_allclose(f_tail, f_bare, rtol=1e-12, atol=1e-14)
+    assert -0.03 < (e_tail - e_bare) / len(atoms) < -0.002  # the tail binds (eV/atom; ε = 10.3 meV)
+    assert PhaseSystem("Ar", tail_correction=False).describe()["tail_correction"] == 0
+
+
 def test_lj_labels_equal_ase_lennard_jones_periodic_and_not():
     structures = [_argon_solid(), _argon_cluster()]
     labels = label_atoms(structures, LabelSettings(labeler="ase:lj"))

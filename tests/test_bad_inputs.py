@@ -231,6 +231,8 @@ POTENTIAL_CASES = [
      ("--element applies to the built-in Lennard-Jones systems only", "drop --element")),
     (lambda t, d: ["melt", "--potential", d / L10, "--species", "Cu", "--cutoff", "2.5", *PHASE_T],
      "--cutoff applies to the built-in Lennard-Jones"),
+    (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu", "--no-tail-correction", *PHASE_T],
+     "--tail-correction/--no-tail-correction applies to the built-in Lennard-Jones"),
     (lambda t, d: ["seed", "--potential", d / L10, "--species", "Cu", "--cutoff", "2.5", "-T", "1000",
                    "--melt-temperature", "3000"], "--cutoff applies to the built-in Lennard-Jones"),
     (lambda t, d: ["coexist", "--potential", d / L10, "--species", "Cu"], "--t-min and --t-max (K)"),
