@@ -236,3 +236,19 @@ def test_ensemble_set_in_a_two_system_campaign(ensemble_campaign, capsys, monkey
     fig = learning_curve_figure(store)
     legend = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert "ensemble test set (HMC on the potential)" in legend and "ensemble: liquid" in legend
+
+
+def test_readme_argon_example_passes_every_check(tmp_path):
+    """The README's three-command path starts from flows/examples/argon_lj.toml: it loads and passes every check
+    that runs before anything starts (structures, sets, cluster-cut cell widths, directory)."""
+    from pathlib import Path
+
+    from flows.config import load_config
+    from flows.preflight import preflight
+
+    path = Path(__file__).resolve().parents[1] / "flows" / "examples" / "argon_lj.toml"
+    cfg = load_config(path)
+    assert cfg.ensemble_test is not None and cfg.stopping.ensemble_force_rmse_target is not None
+    assert cfg.labeling.labeler == "ase:lj" and cfg.potential.cutoff == pytest.approx(3 * 3.405)
+    assert path.relative_to(path.parents[2]).as_posix() in (path.parents[2] / "README.md").read_text()
+    preflight(cfg, tmp_path / "argon")
