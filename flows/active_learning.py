@@ -103,6 +103,27 @@ def budget_stop_lifted(reason: str, it: int, n_labels: int, stopping: StoppingCo
     return False
 
 
+def continues(config: CampaignConfig, store: CampaignStore) -> bool:
+    """A finished campaign continues only where larger budgets lift its recorded budget stop."""
+    metrics = store.read_metrics()
+    if metrics is None:
+        return True
+    last = int(metrics["iteration"].values.max())
+    row = metrics.sel(iteration=last)
+    return budget_stop_lifted(str(row["stop_reason"].item()), last, int(row["n_labels"].item()), config.stopping)
+
+
+def nothing_to_do(config: CampaignConfig, store: CampaignStore) -> str | None:
+    """The recorded stop reason of a finished campaign that this configuration would not continue (its budgets do
+    not lift the stop) and whose ``[production]`` study, if any, is done for the current ``final.mtp``: the command
+    line then answers without starting Prefect. None when a run has work to do."""
+    from flows.production import production_pending
+
+    if not store.done_path.exists() or continues(config, store) or production_pending(config, store):
+        return None
+    return str(store.read_json("DONE.json")["reason"])
+
+
 # ---- the flow ------------------------------------------------------------------------------------------------
 def _campaign_run_name() -> str:
     """Flow-run name in the UI: ``campaign-<name>``."""
@@ -227,14 +248,7 @@ class Campaign:
         return summarize(store)
 
     def _continues(self) -> bool:
-        """A finished campaign continues only where larger budgets lift its recorded budget stop."""
-        metrics = self.store.read_metrics()
-        if metrics is None:
-            return True
-        last = int(metrics["iteration"].values.max())
-        row = metrics.sel(iteration=last)
-        return budget_stop_lifted(str(row["stop_reason"].item()), last, int(row["n_labels"].item()),
-                                  self.config.stopping)
+        return continues(self.config, self.store)
 
     # -- starting set and test set --------------------------------------------------------------------------
     def start_sets(self) -> None:

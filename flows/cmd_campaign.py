@@ -120,8 +120,17 @@ def run(
         cfg = cfg.with_overrides(stopping={"max_iterations": max_iterations})
     cfg_dir = cfg.campaign_dir(directory)
     preflight(cfg, cfg_dir)
+    from flows.active_learning import active_learning, nothing_to_do
+    from flows.reporting import summarize
+    from flows.store import CampaignStore
+
+    store = CampaignStore(cfg_dir)
+    if (reason := nothing_to_do(cfg, store)) is not None:  # answered without starting Prefect
+        print_summary(summarize(store))
+        console.print(f"campaign [bold]{cfg.name}[/] in {cfg_dir} already finished ({reason}); nothing to do: "
+                      "raise --max-iterations or [stopping] max_labels to continue a budget stop")
+        return
     console.print(f"campaign [bold]{cfg.name}[/] → {cfg_dir}")
-    from flows.active_learning import active_learning
     from flows.server import flow_server
 
     t_call = time.perf_counter()

@@ -185,6 +185,30 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def production_key(production: ProductionConfig, final: Path) -> dict:
+    """What a finished study was run for: final.mtp's SHA-256 and the ``[production]`` section."""
+    return {"final_mtp_sha256": file_sha256(final), "production": production.model_dump(mode="json")}
+
+
+def finished_production(out: Path, key: dict) -> dict | None:
+    """The marker of a study in ``out`` that finished for ``key`` (summary.json present), else None."""
+    if (out / MARKER).exists() and (out / "summary.json").exists():
+        done = json.loads((out / MARKER).read_text())
+        if done.get("key") == key:
+            return done
+    return None
+
+
+def production_pending(config, store) -> bool:
+    """Whether a stopped campaign (``config``: :class:`flows.config.CampaignConfig`, ``store``: its
+    :class:`flows.store.CampaignStore`) still has a ``[production]`` study to run for its current final.mtp."""
+    if config.production is None:
+        return False
+    final = store.path("final.mtp")
+    return not final.exists() or finished_production(store.root / "production",
+                                                     production_key(config.production, final)) is None
+
+
 def run_production(campaign) -> dict | None:
     """Run (or skip) the ``[production]`` study of a stopped campaign (:class:`flows.active_learning.Campaign`,
     after ``final.mtp`` and DONE.json are written): the Prefect flow of ``flow`` is called here, so inside the
@@ -200,13 +224,10 @@ def run_production(campaign) -> dict | None:
 
     store, log = campaign.store, campaign.log
     out, final = store.root / "production", store.path("final.mtp")
-    key = {"final_mtp_sha256": file_sha256(final), "production": production.model_dump(mode="json")}
-    marker = out / MARKER
-    if marker.exists() and (out / "summary.json").exists():
-        done = json.loads(marker.read_text())
-        if done.get("key") == key:
-            log.info("production %s already done (%s)", production.flow, out)
-            return done
+    key = production_key(production, final)
+    if (done := finished_production(out, key)) is not None:
+        log.info("production %s already done (%s)", production.flow, out)
+        return done
     species = check_elements(production, read_mtp(final).species)
     settings = production.flow_settings(final, species)
     if out.exists():
@@ -220,7 +241,7 @@ def run_production(campaign) -> dict | None:
     done = {"key": key, "flow": production.flow, "wall_s": campaign._timed("production", t0),
             "outputs": ["summary.json", *FLOWS[production.flow][2]],
             "bracket": summary.get("bracket")}
-    write_text_atomic(marker, json.dumps(done, indent=1))
+    write_text_atomic(out / MARKER, json.dumps(done, indent=1))
     log.info("production %s finished in %.1f s (results in %s)", production.flow, done["wall_s"], out)
     return done
 

@@ -267,3 +267,26 @@ def test_production_runs_after_the_campaign_as_a_sub_flow(prefect_api, tmp_path,
     parents = _flow_runs(name=FlowRunFilterName(any_=[f"campaign-{name}"]))
     assert len(parents) == 2
     assert len(_flow_runs(parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[p.id for p in parents]))) == 1
+
+    # `pesflow run` answers the finished campaign without any flow run (Prefect is not started) ...
+    from flows.active_learning import nothing_to_do
+    from flows.config import load_config
+    from flows.production import production_pending
+
+    cfg = load_config(path)
+    assert not production_pending(cfg, store) and nothing_to_do(cfg, store).startswith("iteration budget")
+    capsys.readouterr()
+    t0 = time.perf_counter()
+    assert main(["run", str(path), "--dir", str(directory), "--no-plots"]) == 0
+    seconds = time.perf_counter() - t0
+    captured = capsys.readouterr()
+    text = " ".join((captured.out + captured.err).split())
+    assert "already finished (iteration budget" in text and "nothing to do" in text and "Prefect:" not in text
+    assert len(_flow_runs(name=FlowRunFilterName(any_=[f"campaign-{name}"]))) == 2 and seconds < 20
+    # ... but not when a changed [production] section or a larger budget leaves work to do
+    changed = parse_config(tomllib.loads(CAMPAIGN.format(name=name) + PRODUCTION.replace("40.0, 80.0", "40.0, 90.0")))
+    assert production_pending(changed, store) and nothing_to_do(changed, store) is None
+    larger = cfg.with_overrides(stopping={"max_iterations": cfg.stopping.max_iterations + 1})
+    assert nothing_to_do(larger, store) is None
+    store.path("final.mtp").unlink()
+    assert production_pending(cfg, store)
