@@ -36,8 +36,9 @@ correction that ``pesflow coexist --element Ar`` adds by default (−6.9 meV/ato
 the direct run uses ``--no-tail-correction``: the learned potential is compared with exactly the model it
 learned. The full mode's MTP cutoff is that 3σ (10.2 Å): with a 7 Å MTP the learned potential also lacks the
 7–10.2 Å cohesion (∫ r⁻⁴ dr: twice the tail beyond 3σ, ≈ 6 K of T_m, three times the 2 % bar), which no fit
-to forces of a shorter-ranged model can restore. Clusters are then r_cut + buffer = 13.2 Å in radius
-(≈ 200 atoms; ``cluster_cut`` ``max_atoms`` is raised to 400).
+to forces of a shorter-ranged model can restore. Clusters are then r_cut + buffer = 12.2 Å in radius
+(≈ 160–200 atoms; ``cluster_cut`` ``max_atoms`` is raised to 400), and the 5×5×5-cell boxes (26.5 Å) stay wider
+than twice that radius.
 
 Quick mode (``--quick``, a few minutes on a busy 2-core machine) proves the plumbing only: a 5 Å level-6 MTP
 from ~40 labels, 30-sweep coexistence runs at three temperatures; its brackets are usually open and its bar is
@@ -78,11 +79,11 @@ BAR_WALL_S = 7200.0
 #: campaign and coexistence settings per mode; every value can be overridden from the command line
 MODES = {
     "full": dict(
-        mtp_level=10, mtp_cutoff=10.215, buffer=3.0, max_iter=200,
+        mtp_level=10, mtp_cutoff=10.215, buffer=2.0, max_iter=200,
         crystal_repeat=5, liquid_repeat=5, n_start=4, n_test=0, test_rattle=0.15, rattle=0.05,
         explore_temperatures=[60.0, 70.0, 80.0, 90.0, 100.0, 110.0], n_starts=1, n_samples=40, n_steps=10,
-        dt=5.0, n_warmup=10, save_every=2, threshold=2.0, break_threshold=20.0, budget=12,
-        max_iterations=40, max_labels=BAR_LABELS, force_rmse_target=0.004, test_reserve=40, ensemble_frames=4,
+        dt=5.0, n_warmup=10, save_every=2, threshold=1.05, break_threshold=5.0, budget=12,
+        max_iterations=40, max_labels=BAR_LABELS, force_rmse_target=0.001, test_reserve=40, ensemble_frames=4,
         ensemble_atoms=2, ensemble_samples=20, min_p_value=0.01, direct_tail=0,
         t_min=74.0, t_max=92.0, t_step=2.0, cells=(4, 4, 8), coexist_samples=800, every=25, melt_sweeps=150,
         hold=30, melt_temperature=150.0, explore_melt=1, coexist_steps=20, workers=2, seed=0,

@@ -529,9 +529,11 @@ class Campaign:
         if self.progress_id is not None:
             total = cfg.stopping.max_iterations + 1
             update_progress_artifact(self.progress_id, min(100.0, 100.0 * (it + 1) / total))
-        self.log.info("iteration %d: %d labels, test force RMSE %.4f eV/Å, energy RMSE %.2f meV/atom%s", it,
+        ensemble = (f", ensemble test force RMSE {row['ensemble_force_rmse_eV_per_A']:.4f} eV/Å"
+                    if "ensemble_force_rmse_eV_per_A" in row else "")
+        self.log.info("iteration %d: %d labels, test force RMSE %.4f eV/Å, energy RMSE %.2f meV/atom%s%s", it,
                       row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
-                      row.get("test_energy_rmse_meV_per_atom", np.nan),
+                      row.get("test_energy_rmse_meV_per_atom", np.nan), ensemble,
                       f" → stop: {row['stop_reason']}" if row["stop_reason"] else "")
 
 

@@ -227,7 +227,7 @@ def test_ensemble_set_in_a_two_system_campaign(ensemble_campaign, capsys, monkey
         assert metrics["liquid.ensemble_force_rmse_eV_per_A"].values[it] == pytest.approx(
             liquid["force_rmse_eV_per_A"])
 
-    # pesflow status and the learning curve show them
+    # the iteration's log line, pesflow status and the learning curve show them
     capsys.readouterr()
     monkeypatch.setenv("COLUMNS", "250")  # one line per header
     assert main(["status", str(store.root)]) == 0
