@@ -187,12 +187,22 @@ def coexist(
     cutoff: float = typer.Option(None, show_default="3.0", help="LJ cutoff in σ (energy shifted, tail-corrected)"),
     tail: bool = typer.Option(None, "--tail-correction/--no-tail-correction", show_default="on",
                               help="LJ tail correction; off: the truncated-shifted LJ of ASE's calculator (ase:lj)"),
-    workers: int = typer.Option(2, help="temperatures run in parallel"),
+    ci_width: float = typer.Option(None, show_default="off (one scan)",
+                                   help="adaptive: add runs until the T_m interval is at most this wide (T* or K)"),
+    max_runs: int = typer.Option(24, help="most runs of an adaptive study (--ci-width)"),
+    confidence: float = typer.Option(0.95, help="confidence level of the T_m interval"),
+    fit_window: float = typer.Option(None, show_default="all runs",
+                                     help="fit the velocity line to runs within this distance of T_m (T* or K)"),
+    min_cross_section: float = typer.Option(3.0, help="smallest lateral box side, in cutoffs, for --ci-width"),
+    workers: int = typer.Option(2, help="temperatures run in parallel (and runs per adaptive round)"),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/coexistence"), help="run directory"),
     overwrite: bool = typer.Option(False, help="replace the contents of a non-empty --out"),
 ):
-    """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it."""
+    """Solid | liquid coexistence runs at fixed pressure: the crystal grows below T_m, melts above it.
+
+    Each run's interface velocity (drift of the solid fraction, ± its batch-means error) gives T_m as the zero
+    crossing of velocity(T) with a confidence interval; --ci-width makes the study adaptive."""
     from hmc_core.phase_system import scan_temperatures
     from tasks.phase_settings import CoexistenceSettings
 
@@ -207,7 +217,9 @@ def coexist(
     settings = _settings(CoexistenceSettings, **system, pressure=pressure, pressure_unit=pressure_unit,
                          temperatures=temps, n_cells=tuple(cells), n_samples=n_samples, analyse_every=every,
                          n_melt=melt_sweeps, n_hold=hold, n_steps=steps, threshold=threshold,
-                         melt_temperature=melt_temperature, seed=seed, n_workers=workers)
+                         melt_temperature=melt_temperature, seed=seed, n_workers=workers, ci_width=ci_width,
+                         max_runs=max_runs, confidence=confidence, fit_window=fit_window,
+                         min_cross_section=min_cross_section)
     _run_directory(out, overwrite)
     from flows.phase import coexistence
     from flows.server import flow_server
@@ -216,13 +228,34 @@ def coexist(
                   f"{4 * cells[0] * cells[1] * cells[2]} atoms each, {n_samples} sweeps → {out}")
     with flow_server():
         summary = coexistence(settings, run_dir=str(out))
+    from flows.phase import velocity_text
+
     for r in summary["runs"]:
         console.print(f"T={r['temperature']:g}: {r['outcome']} (solid fraction {r['initial_solid_fraction']:.3f} → "
                       f"{r['final_solid_fraction']:.3f}, Δφ = {r['delta_solid_fraction']:+.3f}, "
-                      f"ΔU = {r['delta_potential_energy']:+.4f} per atom)")
+                      f"ΔU = {r['delta_potential_energy']:+.4f} per atom); velocity {velocity_text(r)}")
     lo, hi = summary["bracket"]
     note = "" if summary["consistent"] else " (inconsistent: a melted run lies below a grown one; run longer)"
     console.print(f"melting bracket: {lo} < T_m < {hi}{note}{_reference(summary)}")
+    console.print(_melting_point_text(summary["melting_point"]))
+    if summary["finite_size"]["warning"]:
+        console.print(f"[yellow]finite size: {summary['finite_size']['warning']}[/yellow]")
+
+
+def _melting_point_text(mp: dict) -> str:
+    """One line: T_m with its interval from the velocity zero crossing, or why there is none."""
+    runs = f"{mp['n_runs']} runs, {mp['rounds']} round(s)"
+    if mp["T_m"] is None:
+        return f"T_m from the interface velocity: no fit (fewer than two temperatures with a velocity; {runs})"
+    lo, hi = mp["ci"]
+    interval = (f"{100 * mp['level']:g} % interval [{lo:.4g}, {hi:.4g}] (width {mp['ci_width']:.3g})"
+                if mp["bounded"] else "interval unbounded (the velocity's slope is not significant; run longer or "
+                "wider)")
+    goal = ""
+    if mp["adaptive"]:
+        goal = (f"; requested width {mp['requested_ci_width']:g} " + ("reached" if mp["converged"] else
+                                                                     "NOT reached: raise --max-runs"))
+    return f"T_m from the interface velocity: {mp['T_m']:.4g}, {interval}; {runs}{goal}"
 
 
 @app.command()

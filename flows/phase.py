@@ -37,6 +37,7 @@ from hmc_core.coexistence import coexistence_bracket
 from hmc_core.configurations import write_netcdf
 from hmc_core.ladders import melting_bracket
 from hmc_core.lj_reference import TRIPLE_POINT_MASTNY_DE_PABLO, melting_temperature, published_melting_temperatures
+from hmc_core.melting_statistics import InterfaceVelocity, adaptive_melting_point, fit_runs
 from hmc_core.phase_system import PhaseModel
 from tasks.phase import (
     coexistence_task,
@@ -231,7 +232,7 @@ def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.2), constrained_layout=True)
     temps = combined["temperature"].values
     colours = plt.cm.coolwarm(np.linspace(0, 1, len(temps)))
     for k, t in enumerate(temps):
@@ -244,8 +245,9 @@ def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
         axes[1].plot(np.arange(len(smooth)) + window, smooth, color=colours[k])
     axes[0].set_ylabel("solid-like fraction (ten Wolde–Frenkel)")
     axes[1].set_ylabel(f"potential energy per atom (running mean, {combined.attrs['energy_unit']})")
-    for ax in axes:
+    for ax in axes[:2]:
         ax.set_xlabel("NPT HMC sweep (after the interface relaxed)")
+    plot_velocities(axes[2], combined, summary.get("melting_point"))
     lo, hi = (f"{v:.4g}" if v is not None else "?" for v in summary["bracket"])
     ref = summary["reference_T_m"]
     attrs = combined.attrs
@@ -256,6 +258,26 @@ def plot_coexistence(combined: xr.Dataset, summary: dict, path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def plot_velocities(ax, combined: xr.Dataset, melting_point: dict | None) -> None:
+    """Interface velocity ± 2 standard errors against T, with the fitted zero crossing and its interval."""
+    if "velocity" not in combined:
+        return
+    t = combined["temperature"].values
+    v, e = combined["velocity"].values * 1000, combined["velocity_standard_error"].values * 1000
+    ax.errorbar(t, v, yerr=2 * np.nan_to_num(e), fmt="o", ms=4, capsize=2, color="k")
+    ax.axhline(0, color="grey", lw=0.8)
+    if melting_point and melting_point.get("T_m") is not None:
+        tm = melting_point["T_m"]
+        ax.axvline(tm, color="C3", label=f"T_m = {tm:.4g}")
+        lo, hi = melting_point["ci"]
+        if lo is not None and hi is not None:
+            ax.axvspan(lo, hi, color="C3", alpha=0.2, label=f"{100 * melting_point['level']:g} % [{lo:.4g}, {hi:.4g}]")
+        ax.plot(t, melting_point["slope"] * 1000 * (t - tm), color="C3", lw=0.8)
+        ax.legend(fontsize=7)
+    ax.set_xlabel("temperature")
+    ax.set_ylabel("interface velocity (solid fraction per 1000 sweeps)")
 
 
 def _cutoff_text(attrs) -> str:
@@ -271,7 +293,8 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
              .expand_dims(temperature=[ds.attrs["temperature"]]) for ds in runs]
     out = xr.concat(parts, dim="temperature", join="outer")
     for key in ("outcome", "delta_solid_fraction", "delta_potential_energy", "solid_density", "final_density",
-                "hmc_acceptance", "volume_acceptance", "initial_solid_fraction", "final_solid_fraction"):
+                "hmc_acceptance", "volume_acceptance", "initial_solid_fraction", "final_solid_fraction",
+                "velocity", "velocity_standard_error", "velocity_outcome", "saturated", "interface_width"):
         out[key] = ("temperature", [ds.attrs[key] for ds in runs])
     keep = ("element", "units", "cutoff_sigma", "potential_cutoff", "potential", "potential_file", "lattice_constant",
             "lattice_constant_source", "pressure", "pressure_unit", "n_atoms", "n_cells", "n_samples", "n_melt",
@@ -282,33 +305,92 @@ def combine_coexistence(runs: list[xr.Dataset]) -> xr.Dataset:
     return out
 
 
+def _run_path(folder: Path, ds: xr.Dataset) -> Path:
+    """runs/T<T>.nc, or T<T>-<k>.nc for a repeated temperature (replicas of an adaptive study)."""
+    stem = f"T{ds.attrs['temperature']:g}"
+    path, k = folder / f"{stem}.nc", 1
+    while path.exists():
+        path, k = folder / f"{stem}-{k}.nc", k + 1
+    return path
+
+
+def coexistence_statistics(runs: list[xr.Dataset], settings: CoexistenceSettings, study=None) -> dict:
+    """The statistical part of the summary: ``melting_point`` (T_m as the zero crossing of the interface velocity,
+    Fieller interval at ``settings.confidence``; :mod:`hmc_core.melting_statistics`), with the adaptive study's
+    requested width, rounds and whether it converged, and ``finite_size`` (lateral side over the cutoff and over the
+    interface width against the stated minima :data:`~hmc_core.melting_statistics.MIN_LATERAL_CUTOFFS` and
+    :data:`~hmc_core.melting_statistics.MIN_LATERAL_WIDTHS`, whatever ``min_cross_section`` allowed; ``ok``,
+    ``warning``)."""
+    from hmc_core.melting_statistics import MIN_LATERAL_CUTOFFS, MIN_LATERAL_WIDTHS, finite_size_check
+
+    temps = [ds.attrs["temperature"] for ds in runs]
+    vels = [InterfaceVelocity.from_dict(ds.attrs) for ds in runs]
+    usable = [k for k, v in enumerate(vels) if math.isfinite(v.velocity)]
+    point = (study.melting_point if study is not None
+             else fit_runs([temps[k] for k in usable], [vels[k] for k in usable], settings.confidence,
+                           settings.fit_window))
+    melting = {**point.as_dict(), "adaptive": study is not None, "requested_ci_width": settings.ci_width,
+               "converged": None if study is None else study.converged,
+               "rounds": 1 if study is None else study.rounds, "n_runs": len(runs),
+               "velocity_unit": "solid fraction per sweep"}
+    widths = [ds.attrs["interface_width"] for ds in runs if math.isfinite(ds.attrs["interface_width"])]
+    width = float(np.median(widths)) if widths else float("nan")
+    cutoff = runs[0].attrs["lateral_side"] / runs[0].attrs["lateral_over_cutoff"]
+    finite = finite_size_check(runs[0].attrs["lateral_side"], cutoff, width, MIN_LATERAL_CUTOFFS, MIN_LATERAL_WIDTHS)
+    return {"melting_point": melting, "finite_size": {**finite, "n_atoms": runs[0].attrs["n_atoms"],
+                                                      "n_cells": runs[0].attrs["n_cells"],
+                                                      "min_cross_section_setting": settings.min_cross_section}}
+
+
 @flow(name="coexistence", flow_run_name="coexist-{settings.element}-P{settings.pressure:g}-rng{settings.seed}",
       persist_result=False, log_prints=False)
 def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence") -> dict:
-    """Melting-temperature bracket from two-phase (solid | liquid) NPT HMC runs at fixed pressure.
+    """Melting temperature from two-phase (solid | liquid) NPT HMC runs at fixed pressure: the bracket of grown and
+    melted runs, and T_m with a confidence interval from the zero crossing of the interface velocity.
 
     settings: the validated study (:class:`tasks.phase_settings.CoexistenceSettings`, built once by the CLI).
-    Each temperature is one task (parallel threads). Returns the summary (also ``run_dir/summary.json``).
+    Each temperature is one task (parallel threads); with ``settings.ci_width`` further batches of
+    ``n_workers`` runs follow at adaptively chosen temperatures (:func:`hmc_core.melting_statistics.
+    adaptive_melting_point`) until the interval is that narrow or ``max_runs`` runs were made. Returns the summary
+    (also ``run_dir/summary.json``).
     """
     s = settings
     system = s.system()
     out = Path(run_dir)
     (out / "runs").mkdir(parents=True, exist_ok=True)
     log = get_run_logger()
-    log.info("coexistence runs at %d temperatures, %d atoms each, %d sweeps", len(s.temperatures),
-             4 * int(np.prod(s.n_cells)), s.n_samples)
+    log.info("coexistence runs at %d temperatures, %d atoms each, %d sweeps%s", len(s.temperatures),
+             4 * int(np.prod(s.n_cells)), s.n_samples,
+             "" if s.ci_width is None else f", then adaptive until the interval is ≤ {s.ci_width:g} wide")
+    runs: list[xr.Dataset] = []
     with ThreadPoolTaskRunner(max_workers=s.n_workers) as runner:
-        futures = [runner.submit(coexistence_task, dict(
-            system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
-            analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
-            threshold=s.threshold, seed=s.run_seed(s.stream(k)), melt_temperature=s.melt_temperature))
-            for k, t in enumerate(s.temperatures)]
-        runs = keep_as_finished(futures, lambda ds: out / "runs" / f"T{ds.attrs['temperature']:g}.nc")
+        def run_batch(temps):
+            start = len(runs)
+            futures = [runner.submit(coexistence_task, dict(
+                system=system, temperature=t, pressure=s.pressure, n_cells=s.n_cells, n_samples=s.n_samples,
+                analyse_every=s.analyse_every, n_melt=s.n_melt, n_hold=s.n_hold, n_bulk=s.n_bulk, n_steps=s.n_steps,
+                threshold=s.threshold, seed=s.run_seed(s.stream(start + k)), melt_temperature=s.melt_temperature))
+                for k, t in enumerate(temps)]
+            new = keep_as_finished(futures, lambda ds: _run_path(out / "runs", ds))
+            runs.extend(new)
+            for ds in new:
+                log.info("T=%g: interface velocity %+.3g ± %.2g per sweep (%s)", ds.attrs["temperature"],
+                         ds.attrs["velocity"], ds.attrs["velocity_standard_error"], ds.attrs["velocity_outcome"])
+            return [InterfaceVelocity.from_dict(ds.attrs) for ds in new]
+
+        study = None
+        if s.ci_width is None:
+            run_batch(list(s.temperatures))
+        else:
+            study = adaptive_melting_point(run_batch, s.temperatures, s.ci_width, s.n_workers, s.max_runs,
+                                           s.confidence, s.fit_window, resolution=s.ci_width / 20)
     combined = combine_coexistence(runs)
     write_netcdf(combined, out / "coexistence.nc")
     bracket = coexistence_bracket(runs)
+    statistics = coexistence_statistics(runs, s, study)
     summary = {
         "settings": s.summary(), "n_atoms": runs[0].attrs["n_atoms"],
+        **statistics,
         "bracket": [v if math.isfinite(v) else None for v in bracket["bracket"]],
         "T_grew": bracket["T_grew"], "T_melted": bracket["T_melted"], "T_mid": bracket["T_mid"],
         "consistent": bracket["consistent"],
@@ -317,20 +399,46 @@ def coexistence(settings: CoexistenceSettings, run_dir: str = "runs/coexistence"
                       "(full potential, N → ∞)") if system.is_lennard_jones else NO_REFERENCE,
         **published_melting(system, s.pressure),
         "potential": runs[0].attrs["potential"],
-        "runs": [{k: ds.attrs[k] for k in ("temperature", "outcome", "delta_solid_fraction", "delta_potential_energy",
-                                           "initial_solid_fraction", "final_solid_fraction", "solid_density",
-                                           "final_density", "hmc_acceptance", "volume_acceptance")} for ds in runs],
+        "runs": [{k: _plain(ds.attrs[k]) for k in RUN_KEYS} for ds in runs],
     }
     summary = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in summary.items()}
     plot_coexistence(combined, summary, out / "coexistence.png")
     (out / "summary.json").write_text(json.dumps(summary, indent=2, default=_json_default))
     rows = "\n".join(f"| {r['temperature']:g} | {r['outcome']} | {r['delta_solid_fraction']:+.3f} | "
-                     f"{r['delta_potential_energy']:+.4f} |" for r in summary["runs"])
+                     f"{velocity_text(r)} | {r['delta_potential_energy']:+.4f} |" for r in summary["runs"])
+    mp = summary["melting_point"]
     create_markdown_artifact(key="coexistence", markdown=(
-        f"Melting bracket {summary['bracket']} (published {summary['reference_T_m']})\n\n"
-        "| T | outcome | Δ solid fraction | ΔU per atom |\n|---|---|---|---|\n" + rows))
-    log.info("melting bracket %s (published %s)", summary["bracket"], summary["reference_T_m"])
+        f"T_m = {mp['T_m']} ({100 * s.confidence:g} % interval {mp['ci']}); bracket {summary['bracket']} "
+        f"(published {summary['reference_T_m']})\n\n"
+        + (f"**finite size**: {summary['finite_size']['warning']}\n\n" if summary["finite_size"]["warning"] else "")
+        + "| T | outcome | Δ solid fraction | interface velocity | ΔU per atom |\n|---|---|---|---|---|\n" + rows))
+    log.info("T_m = %s, %g %% interval %s; melting bracket %s (published %s)", mp["T_m"], 100 * s.confidence,
+             mp["ci"], summary["bracket"], summary["reference_T_m"])
+    if summary["finite_size"]["warning"]:
+        log.warning("finite size: %s", summary["finite_size"]["warning"])
     return summary
+
+
+#: per-run entries of the coexistence summary
+RUN_KEYS = ("temperature", "outcome", "delta_solid_fraction", "delta_potential_energy", "initial_solid_fraction",
+            "final_solid_fraction", "solid_density", "final_density", "hmc_acceptance", "volume_acceptance",
+            "velocity", "velocity_standard_error", "velocity_dof", "velocity_outcome", "saturated",
+            "interface_width", "seed")
+
+
+def velocity_text(run: dict) -> str:
+    """"+1.2e-05 ± 3e-06 per sweep (grew)" for a run of the summary; "n/a" without a velocity."""
+    if run.get("velocity") is None:
+        return "n/a (too few frames)"
+    if run.get("velocity_standard_error") is None:
+        return f"{run['velocity']:+.3g} per sweep, no error: saturated within a few frames ({run['velocity_outcome']})"
+    return f"{run['velocity']:+.3g} ± {run['velocity_standard_error']:.2g} per sweep ({run['velocity_outcome']})"
+
+
+def _plain(v):
+    """netCDF attribute values → JSON (numpy scalars to Python, NaN to None)."""
+    v = v.item() if hasattr(v, "item") else v
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def critical_size_brackets(runs: list[xr.Dataset]) -> list[dict]:

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import xarray as xr
 
+from hmc_core.melting_statistics import finite_size_check, interface_velocity, interface_width
 from hmc_core.npt import NPTConfig, NPTSampler, run_npt_chain
 from hmc_core.order import compute_order, shell_cutoff
 from hmc_core.phase_analysis import SolidFraction
@@ -50,7 +51,8 @@ def run_coexistence(system: PhaseModel, temperature: float, pressure: float, n_c
     Returns a Dataset: per ``sample`` (sweep) ``potential_energy`` (per atom) and ``box_z``; per ``frame``
     ``sweep``, ``solid_fraction``, ``largest_cluster``, ``solid_profile`` (frame, slab); the final
     configuration; attrs with the outcome, Δφ, ΔU per atom (last fifth − first 20 sweeps), densities and
-    acceptances.
+    acceptances, and the statistics of :func:`run_statistics` (interface velocity ± standard error, its t-test
+    outcome, interface width, finite-size check).
     """
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -143,7 +145,10 @@ def run_coexistence(system: PhaseModel, temperature: float, pressure: float, n_c
     s_fifth = max(1, len(u) // 5)
     d_u = float(u[-s_fifth:].mean() - u[:min(20, s_fifth)].mean())
     outcome = "grew" if d_phi > threshold else ("melted" if d_phi < -threshold else "undecided")
-    say(f"{label}: {outcome} (Δφ = {d_phi:+.3f}, ΔU = {d_u:+.4f} per atom)")
+    statistics = run_statistics(frame_sweeps, phi, profile, start_cell, system.cutoff)
+    say(f"{label}: {outcome} (Δφ = {d_phi:+.3f}, ΔU = {d_u:+.4f} per atom); interface velocity "
+        f"{statistics['velocity'] * 1000:+.4f} ± {statistics['velocity_standard_error'] * 1000:.4f} solid fraction "
+        f"per 1000 sweeps: {statistics['velocity_outcome']}")
     units = get_units(system.units)
     ds = xr.Dataset(
         {"potential_energy": ("sample", u), "box_z": ("sample", box_z), "sweep": ("frame", frame_sweeps),
@@ -170,9 +175,33 @@ def run_coexistence(system: PhaseModel, temperature: float, pressure: float, n_c
         "initial_solid_fraction": float(phi[0]), "final_solid_fraction": float(phi[-1]),
         "final_density": float(n / abs(np.linalg.det(state.cell))), "hmc_acceptance": hmc_acc,
         "volume_acceptance": vol_acc, "dt": float(results[-1][1].final_dt), "n_samples": n_samples,
-        "n_melt": n_melt, "n_hold": n_hold, "n_steps": n_steps, "seed": seed,
-        "schema": "pesflow.coexistence/1"})
+        "n_melt": n_melt, "n_hold": n_hold, "n_steps": n_steps, "seed": seed, **statistics,
+        "schema": "pesflow.coexistence/2"})
     return ds
+
+
+def run_statistics(sweeps: np.ndarray, solid_fraction: np.ndarray, profile: np.ndarray, cell: np.ndarray,
+                   cutoff: float) -> dict:
+    """The statistical verdict of one run (:mod:`hmc_core.melting_statistics`): interface velocity (solid fraction
+    per sweep), its batch-means standard error and dof, the t-test outcome at 95 % (``velocity_outcome``),
+    ``saturated``; the interface width from the slab profile and the finite-size check of the lateral box side
+    (``lateral_side``, ``lateral_over_cutoff``, ``finite_size_ok``, ``finite_size_warning``). Velocity NaN and
+    outcome "undecided" when the run has fewer than 6 analysed frames. All values netCDF-attribute types."""
+    try:
+        v = interface_velocity(sweeps, solid_fraction).as_dict()
+    except ValueError:
+        nan = float("nan")
+        v = {"velocity": nan, "velocity_standard_error": nan, "velocity_dof": 0, "velocity_z": nan,
+             "velocity_frames": int(len(sweeps)), "velocity_first_sweep": nan, "velocity_last_sweep": nan,
+             "saturated": False, "velocity_outcome": "undecided"}
+    v["saturated"] = int(v["saturated"])
+    heights = abs(np.linalg.det(cell)) / np.linalg.norm(np.cross(cell[[1, 2, 0]], cell[[2, 0, 1]]), axis=1)
+    lateral = float(min(heights[0], heights[1]))
+    width = interface_width(profile, float(heights[2]) / profile.shape[1])
+    check = finite_size_check(lateral, cutoff, width)
+    return {**v, "interface_width": width, "lateral_side": lateral,
+            "lateral_over_cutoff": check["lateral_over_cutoff"], "finite_size_ok": int(check["ok"]),
+            "finite_size_warning": check["warning"]}
 
 
 def coexistence_bracket(runs: Sequence[xr.Dataset]) -> dict:

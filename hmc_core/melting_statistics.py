@@ -67,6 +67,13 @@ class InterfaceVelocity:
         q = float(stats.t.ppf(0.5 + level / 2, max(self.dof, 1)))
         return "grew" if self.z > q else ("melted" if self.z < -q else "undecided")
 
+    @classmethod
+    def from_dict(cls, d) -> InterfaceVelocity:
+        """Back from :meth:`as_dict` (or a run's netCDF attributes, which carry the same keys)."""
+        return cls(float(d["velocity"]), float(d["velocity_standard_error"]), int(d["velocity_dof"]),
+                   int(d["velocity_frames"]), float(d["velocity_first_sweep"]), float(d["velocity_last_sweep"]),
+                   bool(d["saturated"]))
+
     def as_dict(self, level: float = 0.95) -> dict:
         return {"velocity": self.velocity, "velocity_standard_error": self.standard_error, "velocity_dof": self.dof,
                 "velocity_z": self.z, "velocity_frames": self.n_frames, "velocity_first_sweep": self.first_sweep,
@@ -285,20 +292,22 @@ def propose_temperatures(temperatures, outcomes: Sequence[str], n_new: int, cros
 
 
 def interface_width(profile, slab_thickness: float, lo: float = 0.1, hi: float = 0.9) -> float:
-    """Mean width of the two interfaces of a crystal | liquid box from its solid profile: the length over which the
-    time-averaged slab solid fraction, normalised between its liquid (min) and crystal (max) plateaus, lies in
-    (lo, hi), divided by two (a periodic box has two interfaces).
+    """Mean width of the two interfaces of a crystal | liquid box from its solid profile: per frame, the length over
+    which the slab solid fraction, normalised between its liquid (min) and crystal (max) plateaus, lies in (lo, hi),
+    halved (a periodic box has two interfaces); the median over frames (per frame, so a drift of the crystal along
+    z does not widen it).
 
     profile: (n_frames, n_slabs) or (n_slabs,) solid fraction per slab along z; slab_thickness in length units.
-    Returns a length (σ or Å); NaN when the profile has no contrast (one phase only)."""
-    p = np.asarray(profile, float)
-    mean = p.mean(axis=0) if p.ndim == 2 else p
-    span = mean.max() - mean.min()
-    if not span > 0.3:
-        return float("nan")
-    norm = (mean - mean.min()) / span
-    between = np.sum((norm > lo) & (norm < hi))
-    return float(max(between, 1) * slab_thickness / 2)
+    Returns a length (σ or Å); NaN when no frame has contrast (> 0.3 between plateaus: one phase only)."""
+    p = np.atleast_2d(np.asarray(profile, float))
+    widths = []
+    for row in p:
+        row = row[np.isfinite(row)]
+        span = row.max() - row.min() if len(row) else 0.0
+        if span > 0.3:
+            norm = (row - row.min()) / span
+            widths.append(max(int(np.sum((norm > lo) & (norm < hi))), 1) * slab_thickness / 2)
+    return float(np.median(widths)) if widths else float("nan")
 
 
 def finite_size_check(lateral_side: float, cutoff: float, width: float = float("nan"),
@@ -367,7 +376,7 @@ class AdaptiveResult:
 
 def adaptive_melting_point(run_batch, temperatures: Sequence[float], ci_width: float, n_parallel: int,
                            max_runs: int, level: float = 0.95, window: float | None = None,
-                           min_spacing: float = 0.0) -> AdaptiveResult:
+                           min_spacing: float = 0.0, resolution: float = 0.0) -> AdaptiveResult:
     """Run coexistence batches until the ``level`` interval of T_m is at most ``ci_width`` wide (or ``max_runs``
     runs were made): the sequential design of :func:`propose_temperatures` on the significance-tested outcomes
     (:meth:`InterfaceVelocity.outcome`) and :func:`fit_runs` after every batch.
@@ -375,7 +384,7 @@ def adaptive_melting_point(run_batch, temperatures: Sequence[float], ci_width: f
     run_batch: callable(list of temperatures) → list of :class:`InterfaceVelocity`, one per temperature (the flow
         runs them in parallel; tests pass synthetic runs). Called first with ``temperatures``.
     ci_width: requested full width of the interval (temperature units, > 0); n_parallel: runs per later batch (≥ 1);
-    max_runs: the budget (≥ len(temperatures)).
+    max_runs: the budget (≥ len(temperatures)); resolution: proposals are rounded to multiples of it (0: not).
     Raises ValueError for ci_width ≤ 0, n_parallel < 1, max_runs below the first batch or no temperatures.
     """
     if not ci_width > 0:
@@ -394,6 +403,8 @@ def adaptive_melting_point(run_batch, temperatures: Sequence[float], ci_width: f
             return AdaptiveResult(point, tuple(temps), tuple(vels), rounds, bool(done), float(ci_width))
         outcomes = [r.outcome(level) for r in vels]
         new = propose_temperatures(temps, outcomes, min(n_parallel, max_runs - len(temps)), point, min_spacing)
+        if resolution > 0:
+            new = [float(f"{round(x / resolution) * resolution:.12g}") for x in new]
         vels += list(run_batch(new))
         temps += new
         rounds += 1

@@ -139,7 +139,16 @@ class CoexistenceSettings(PhaseSettings):
     """Two-phase (fcc | liquid) NPT runs, one per temperature: a box of n_cells fcc cells (z: half crystal, half
     liquid), ``n_melt`` sweeps melting the liquid half, ``n_hold`` with the crystal held, ``n_bulk`` for the bulk
     crystal density, then ``n_samples`` sweeps; a change of solid fraction beyond ``threshold`` counts as growth
-    or melting. ``melt_temperature`` melts the liquid half (None: max(2 T, 2 ε/k_B) for LJ, 2 T for an MTP)."""
+    or melting. ``melt_temperature`` melts the liquid half (None: max(2 T, 2 ε/k_B) for LJ, 2 T for an MTP).
+
+    Statistics (issue 22 §1, :mod:`hmc_core.melting_statistics`): every run's interface velocity with its error; T_m
+    as the zero crossing of velocity(T) with a ``confidence`` interval (Fieller), fitted to the runs within
+    ``fit_window`` of a first estimate (None: all). ``ci_width`` (temperature units, > 0) makes the study adaptive:
+    after the ``temperatures``, batches of ``n_workers`` runs at temperatures chosen from the results until the
+    interval is at most ``ci_width`` wide or ``max_runs`` runs were made. An adaptive study needs a box whose lateral
+    side (at the densest crystal, ρσ³ = 1.1) is at least ``min_cross_section`` interaction cutoffs (default 3: a
+    4 × 4 × 8-cell argon box, 2.1 cutoffs, inverted growth and melting); without ``ci_width`` a smaller box is only
+    warned about in the summary."""
 
     temperatures: tuple[Temperature, ...] = Field((0.66, 0.70, 0.74, 0.78, 0.82, 0.86), min_length=1)
     n_cells: tuple[int, int, int] = (6, 6, 12)
@@ -151,6 +160,19 @@ class CoexistenceSettings(PhaseSettings):
     n_steps: int = Field(20, ge=1)
     threshold: float = Field(0.03, gt=0, lt=0.5)
     melt_temperature: Temperature | None = None
+    ci_width: float | None = Field(None, allow_inf_nan=False)
+    max_runs: int = Field(24, ge=1, le=1000)
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    fit_window: float | None = Field(None, gt=0, allow_inf_nan=False)
+    min_cross_section: float = Field(3.0, ge=2.0, le=20.0, allow_inf_nan=False)
+
+    @field_validator("ci_width")
+    @classmethod
+    def _ci_width(cls, v: float | None) -> float | None:
+        if v is not None and not v > 0:
+            raise ValueError(f"{v} is not a width: give the requested full width of the T_m interval, > 0 (K, or T* "
+                             "for LJ)")
+        return v
 
     @model_validator(mode="after")
     def _box(self):
@@ -168,6 +190,24 @@ class CoexistenceSettings(PhaseSettings):
             raise ValueError(f"n_cells = {self.n_cells} gives a box {width:.2f} Å across (lattice constant "
                              f"{self.lattice_constant} Å compressed 3 %), not more than twice the MTP's cutoff "
                              f"{system.cutoff:g} Å; use more cells")
+        return self
+
+    @model_validator(mode="after")
+    def _adaptive(self):
+        if self.ci_width is None:
+            return self
+        if self.max_runs < len(self.temperatures):
+            raise ValueError(f"max_runs = {self.max_runs} is fewer than the {len(self.temperatures)} starting "
+                             "temperatures")
+        system = self.system()
+        cell = lattice("fcc", self.n_cells, 1.1 / system.sigma**3)[1]
+        lateral = float(min(cell[0, 0], cell[1, 1]))
+        if lateral < self.min_cross_section * system.cutoff:
+            raise ValueError(f"n_cells = {self.n_cells} gives a lateral box side of {lateral / system.cutoff:.2f} "
+                             f"cutoffs, below the minimum cross-section of {self.min_cross_section:g} cutoffs for a "
+                             "T_m with an error bar (smaller boxes bias T_m: a 4 × 4 × 8-cell argon box inverted "
+                             "growth and melting); use more lateral cells (e.g. 6 6 12 at r_c = 3σ), or lower "
+                             "min_cross_section (--min-cross-section, ≥ 2) knowingly")
         return self
 
 
