@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-slow lint bench install mutation
+.PHONY: run test test-slow test-slurm lint bench install mutation
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -n 2 --durations=30
+
+# Tests against a real one-node SLURM (tests/slurm/start.sh; needs the Debian packages slurm-wlm and munge, root).
+# One SLURM per session: no -n.
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm --durations=10
 
 bench: $(STAMP)
 	$(BIN)/python bench/lj_throughput.py --json bench/out/lj_throughput.json

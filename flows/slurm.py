@@ -276,6 +276,7 @@ class SlurmWorkers:
         self.error: SlurmError | None = None
         self.submitted: set[str] = set()
         self.planned = 0
+        self.n_big = 0
         self._pending_since: dict[str, float] = {}
         self._silent_since: float | None = None
         self._stop = threading.Event()
@@ -289,17 +290,16 @@ class SlurmWorkers:
 
         s = self.s
         # dead jobs are replaced by the watcher only (SpecCluster's own lost-worker handling could close a
-        # replacement that has not connected yet); a task may be lost with its worker max_job_retries + 1 times
+        # replacement that has not connected yet); a task may be lost with its worker max_job_retries + 1 times; a
+        # worker silent for 60 s (its node gone) is given up, so its tasks run elsewhere
         self._exit.enter_context(dask.config.set({"distributed.deploy.lost-worker-timeout": "100000d",
-                                                  "distributed.scheduler.allowed-failures": s.max_job_retries + 1}))
+                                                  "distributed.scheduler.allowed-failures": s.max_job_retries + 1,
+                                                  "distributed.scheduler.worker-ttl": "60s"}))
         logs = self.directory / "slurm-logs"
         logs.mkdir(parents=True, exist_ok=True)
         dashboard = {"dashboard": False} if s.dashboard_address is None else {"dashboard_address": s.dashboard_address}
         try:
-            self.cluster = SLURMCluster(
-                queue=self.partition, account=s.account, cores=s.cores, processes=1, memory=f"{s.memory_mb()}MB",
-                walltime=s.walltime, job_name=self.job_name, log_directory=str(logs), python=sys.executable,
-                scheduler_options=dashboard, name=self.job_name)
+            self.cluster = SLURMCluster(**self.job_options(False), scheduler_options=dashboard, name=self.job_name)
             self._exit.callback(self.cluster.close)
             self._set_spec(s.n_workers, 0)
             self._watcher = threading.Thread(target=self._watch, name=f"{self.job_name}-watcher", daemon=True)
@@ -323,14 +323,29 @@ class SlurmWorkers:
         return self.cluster.scheduler_address
 
     # -- jobs -------------------------------------------------------------------------------------------------
+    def job_options(self, big: bool) -> dict:
+        """dask-jobqueue's job keywords: a small job (``cores`` CPUs, one worker with ``cores`` threads) or a
+        big-label job (``big_label_cores`` CPUs, one thread, the Dask resource ``big_label``, job name ``…-big``)."""
+        s = self.s
+        options = dict(queue=self.partition, account=s.account, cores=s.cores, processes=1,
+                       memory=f"{s.memory_mb()}MB", walltime=s.walltime, job_name=self.job_name,
+                       log_directory=str(self.directory / "slurm-logs"), python=sys.executable,
+                       local_directory=str(self.directory / "dask-scratch"))
+        if big:
+            options.update(cores=1, job_cpu=s.big_label_cores, memory=f"{s.memory_mb(s.big_label_cores)}MB",
+                           job_name=f"{self.job_name}-big", worker_extra_args=["--resources", "big_label=1"])
+        return options
+
+    def job_script(self, big: bool) -> str:
+        """The batch script of a small or a big-label job (for a scheduler at a placeholder address)."""
+        from dask_jobqueue.slurm import SLURMJob
+
+        return SLURMJob("tcp://scheduler:8786", name="worker", **self.job_options(big)).job_script()
+
     def _spec(self, big: bool) -> dict:
         spec = copy.deepcopy(self.cluster.new_spec)
         if big:
-            s = self.s
-            spec["options"].update(cores=1, processes=1, job_cpu=s.big_label_cores,
-                                   memory=f"{s.memory_mb(s.big_label_cores)}MB",
-                                   worker_extra_args=[*spec["options"].get("worker_extra_args", []),
-                                                      "--resources", "big_label=1"])
+            spec["options"].update(self.job_options(True))
         return spec
 
     def _set_spec(self, n_small: int, n_big: int) -> None:
@@ -341,13 +356,13 @@ class SlurmWorkers:
                 spec.setdefault(f"{self.job_name}-{i}", self._spec(False))
             for i in range(n_big):
                 spec.setdefault(f"{self.job_name}-big-{i}", self._spec(True))
+            self.n_big = max(self.n_big, n_big)
             self.planned = max(self.planned, len(spec))
             self.cluster.scale(len(spec))
 
     def want_big(self, n: int) -> None:
         """Make sure ``min(n, n_workers)`` big-label jobs exist (started on first need, kept to the end)."""
-        have = sum(1 for name in self.cluster.worker_spec if "-big-" in name)
-        if n > have:
+        if min(n, self.s.n_workers) > self.n_big:
             self._set_spec(0, min(n, self.s.n_workers))
 
     # -- watching ---------------------------------------------------------------------------------------------
@@ -416,7 +431,9 @@ class SlurmWorkers:
                              "cannot start?) and raise max_job_retries if jobs are killed on purpose")
         log.warning("SLURM job %s (%s) ended (%s) while the campaign runs: submitting a replacement (%d of at most "
                     "%d); its tasks run again", job_id, name, state.lower(), replaced, self.s.max_job_retries)
-        with self._lock:
+        with self._lock:  # a new Dask worker name: the old worker may not have left the scheduler yet
+            spec = self.cluster.worker_spec[name]
+            spec["options"] = {**spec["options"], "name": f"{name}-retry{len(self.submitted)}"}
             self.cluster.workers.pop(name, None)
             self.cluster.scale(len(self.cluster.worker_spec))
         for _ in range(50):  # until the replacement has its job id (scale submits it on the cluster's loop)
