@@ -1,8 +1,9 @@
 """SLURM overhead: labels per hour of the label stage on SLURM jobs (``[executor] kind = "slurm"``, 1 and 2 jobs of
 one CPU) against the local process pool (2 spawned workers) on the same batch, and the cost of a job.
 
-Batch: the 10 molecules of ``bench/label_throughput.py`` (4 waters, 4 ethanols, 2 Ar₁₃; PBE-D3(BJ)/def2-SVP with
-density fitting by default), one thread per label, a fresh label cache per run (no cache hits, no warm starts).
+Batch: the 10 molecules of ``bench/label_throughput.py`` (4 waters, 4 ethanols, 2 Ar₁₃), HF-D3(BJ)/6-31G by
+default (``--method``, ``--basis``: e.g. ``--method dft --basis def2-svp`` for PBE-D3(BJ)/def2-SVP with density
+fitting, ~10x the cost), one thread per label, a fresh label cache per run (no cache hits, no warm starts).
 SLURM: a private one-node SLURM started with ``tests/slurm/start.sh`` unless ``SLURM_CONF`` is set (then that
 cluster, partition ``--partition``), a Prefect server of this run's own (``flows.server.flow_server``).
 
@@ -13,7 +14,7 @@ Runs, in this order:
 Per-job overhead ``job_overhead_s``: median seconds from the submission of a job to its Dask worker registering
 with the scheduler (SLURM scheduling, job launch, Python and Dask start-up on the node), in the slurm_2 run.
 
-    python bench/slurm_overhead.py [--json PATH] [--quick] [--partition NAME]
+    python bench/slurm_overhead.py [--json PATH] [--quick] [--method hf|dft] [--basis NAME] [--partition NAME]
 
 ``--quick`` runs HF/STO-3G (seconds; not the reported figures).
 """
@@ -104,6 +105,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     parser.add_argument("--quick", action="store_true", help="HF/STO-3G smoke test")
     parser.add_argument("--partition", default=None, help="partition of an existing SLURM (with SLURM_CONF)")
+    parser.add_argument("--method", default="hf", choices=["hf", "dft"], help="hf, or dft (PBE, density fitting)")
+    parser.add_argument("--basis", default="6-31g")
     args = parser.parse_args(argv)
 
     sys.path.insert(0, str(ROOT))
@@ -118,8 +121,8 @@ def main(argv=None) -> dict:
         settings = LabelSettings(method="hf", basis="sto-3g", density_fit=False, dispersion="d3bj", n_workers=2,
                                  threads_per_worker=1)
     else:
-        settings = LabelSettings(method="dft", functional="pbe", basis="def2-svp", density_fit=True,
-                                 dispersion="d3bj", n_workers=2, threads_per_worker=1)
+        settings = LabelSettings(method=args.method, functional="pbe", basis=args.basis,
+                                 density_fit=args.method == "dft", dispersion="d3bj", n_workers=2, threads_per_worker=1)
     configs = from_atoms(batch())
     n = configs.sizes["config"]
     print(f"{n} labels ({settings.method} {settings.basis}), one thread each, {len(os.sched_getaffinity(0))} cores")
@@ -149,7 +152,9 @@ def main(argv=None) -> dict:
     print(f"per-job overhead (submission → worker registered, median of 2): {overhead:.1f} s")
     figures = {
         "batch": f"{n} labels: 4 H2O, 4 C2H5OH, 2 Ar13 (bench/label_throughput.py)",
-        "method": "HF/STO-3G-D3(BJ)" if args.quick else "PBE-D3(BJ)/def2-SVP/DF",
+        "method": ("PBE" if settings.method == "dft" else "HF") + f"-D3(BJ)/{settings.basis}"
+                  + ("/DF" if settings.density_fit else ""),
+        "load_average_1min_at_end": os.getloadavg()[0],
         "threads_per_label": 1,
         "cores": len(os.sched_getaffinity(0)),
         "labels_per_hour": lph,

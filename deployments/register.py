@@ -10,6 +10,12 @@ Both run on a **process work pool** (created if missing): the worker starts each
 subprocess in this project folder (``flow.from_source(<project folder>, entrypoint)``: the code is read from
 here, nothing is pushed). Start a worker with ``prefect worker start --pool pesflow-process``.
 ``deployments/prefect.yaml`` declares the same deployments for ``prefect deploy --all``.
+
+On a SLURM cluster (``[executor] kind = "slurm"`` in the campaign file given as ``config``; :mod:`flows.slurm`):
+the worker runs on the login node (it needs ``sbatch``), so do the flow runs it starts; they submit the labels
+and HMC chains as SLURM jobs, whose Dask workers run on the compute nodes and report to the same Prefect server
+(which both must reach). Register with ``pesflow deploy --config cluster.toml --dir runs/x --pool pesflow-login``
+and start ``prefect worker start --pool pesflow-login`` on the login node.
 """
 
 from __future__ import annotations

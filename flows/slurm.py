@@ -388,6 +388,7 @@ class SlurmWorkers:
         self.submitted |= set(jobs.values())
         if not jobs:
             return
+        asked = time.monotonic()
         try:
             proc = slurm_command(["squeue", "-h", "-j", ",".join(jobs.values()), "-o", "%i|%T|%r"],
                                  s.scheduler_timeout_s, check=False)
@@ -396,7 +397,7 @@ class SlurmWorkers:
             answered = False
         now = time.monotonic()
         if not answered:
-            self._silent_since = self._silent_since or now
+            self._silent_since = self._silent_since or asked
             if now - self._silent_since > s.scheduler_timeout_s:
                 raise SlurmError(f"[executor] kind = \"slurm\": the SLURM controller has not answered `squeue` for "
                                  f"{now - self._silent_since:.0f} s ([executor] scheduler_timeout_s = "

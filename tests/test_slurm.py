@@ -216,7 +216,76 @@ def test_job_that_cannot_start_is_a_clear_error(slurm, prefect_api, tmp_path):
                               text=True).stdout.strip()  # the pending job was cancelled too
 
 
+@pytest.mark.slurm
+@pytest.mark.parametrize("alarm", ["jobs keep dying", "silent scheduler"])
+def test_watcher_alarms_stop_waiting_tasks(slurm, tmp_path, alarm):
+    """While tasks wait: more replaced jobs than max_job_retries (here 0: one scancel), or squeue not answering
+    for scheduler_timeout_s (the controller swapped for a silent one), cancel the tasks with a SlurmError that
+    names the setting, within seconds."""
+    import socket
+
+    from distributed import Client
+    from distributed.client import FutureCancelledError
+
+    from flows.config import ExecutorConfig
+    from flows.slurm import SlurmWorkers
+
+    ex = ExecutorConfig(kind="slurm", n_workers=1, memory="1GB", walltime="00:10:00", max_job_retries=0,
+                        scheduler_timeout_s=2)
+    conf = os.environ["SLURM_CONF"]
+    with socket.socket() as silent, SlurmWorkers(ex, tmp_path, f"alarm-{alarm[:4]}") as workers:
+        with Client(workers.address) as client:
+            client.wait_for_workers(1, timeout=60)
+            future = client.submit(time.sleep, 120, pure=False)
+            time.sleep(1)
+            t0 = time.monotonic()
+            if alarm == "jobs keep dying":
+                subprocess.run(["scancel", *workers._jobs().values()], check=True, timeout=30)
+            else:
+                silent.bind(("127.0.0.1", 0))
+                silent.listen(8)
+                text = (slurm / "slurm.conf").read_text()
+                (tmp_path / "silent.conf").write_text(text.replace(
+                    "SlurmctldPort=", f"SlurmctldPort={silent.getsockname()[1]}\n#SlurmctldPort="))
+                os.environ["SLURM_CONF"] = str(tmp_path / "silent.conf")
+            try:
+                with pytest.raises(FutureCancelledError):
+                    future.result(timeout=60)
+            finally:
+                os.environ["SLURM_CONF"] = conf  # so that closing the cluster cancels its jobs
+        assert time.monotonic() - t0 < 20
+    setting = "max_job_retries = 0" if alarm == "jobs keep dying" else "scheduler_timeout_s = 2"
+    assert f"[executor] {setting}" in str(workers.error)
+    assert not running_jobs(f"pesflow-alarm-{alarm[:4]}")
+
+
+@pytest.mark.slurm
+def test_readme_cluster_snippet_runs(slurm, tmp_path):
+    """The README's cluster campaign, as written, through ``pesflow run`` (its own Prefect server), one label round
+    short (``--max-iterations 0``: starting and test sets labeled as SLURM jobs, one fit)."""
+    from flows.store import CampaignStore
+
+    cfg = tmp_path / "water-slurm.toml"
+    cfg.write_text(readme_cluster_toml())
+    env = {**os.environ, "PESFLOW_HOME": str(tmp_path / "home")}
+    env.pop("PREFECT_API_URL", None)
+    proc = subprocess.run([str(BIN / "pesflow"), "run", str(cfg), "--dir", str(tmp_path / "campaign"),
+                           "--max-iterations", "0", "--no-plots", "--no-ui-plots"], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    labels = CampaignStore(tmp_path / "campaign").read_labels()
+    assert (labels["status"].values.astype(str) == "ok").sum() == 8
+    assert len(finished_jobs("pesflow-water-slurm")) >= 2
+
+
 # ---- helpers ---------------------------------------------------------------------------------------------------
+def readme_cluster_toml() -> str:
+    """The ```toml block of the README's section "Running on a cluster"."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = text.split("### Running on a cluster", 1)[1]
+    return section.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
 def cli(cfg: Path, tmp_path: Path, **env) -> subprocess.CompletedProcess:
     """``pesflow run CFG`` in a fresh PESFLOW_HOME; must answer within 30 s."""
     full = {**os.environ, "PESFLOW_HOME": str(tmp_path / "home"), **env}
@@ -236,6 +305,14 @@ def one_line(proc: subprocess.CompletedProcess) -> str:
 
 
 # ---- without SLURM ---------------------------------------------------------------------------------------------
+def test_readme_cluster_snippet_is_a_valid_campaign(tmp_path):
+    from flows.config import load_config
+
+    (tmp_path / "water-slurm.toml").write_text(readme_cluster_toml())
+    cfg = load_config(tmp_path / "water-slurm.toml")
+    assert (cfg.executor.kind, cfg.executor.partition, cfg.executor.n_workers) == ("slurm", "debug", 2)
+
+
 @pytest.mark.parametrize("executor, words", [
     ({"kind": "dask", "partition": "debug"}, "'partition' only apply to kind = \"slurm\""),
     ({"kind": "default", "cores": 2, "walltime": "01:00:00"}, "'cores', 'walltime' only apply"),
