@@ -7,6 +7,7 @@ import sys
 from rich.markup import escape
 
 import flows.cmd_campaign  # noqa: F401  (registers run, label, fit, status, plot, ui, deploy)
+import flows.cmd_free_energy  # noqa: F401  (registers free-energy)
 import flows.cmd_phase  # noqa: F401  (registers melt, seed)
 import flows.cmd_sampling  # noqa: F401  (registers temper)
 from flows import cmd_sample  # noqa: F401  (registers commands)

@@ -13,8 +13,8 @@ evaluated every step, minus the plain run, per evaluation. This LAMMPS (29 Sep 2
 (added to LAMMPS in 2023), so HMC itself is not compared; ``null`` is written for it, and for everything
 LAMMPS when ``lmp`` is missing.
 
-    python bench/melting_point.py --json bench/out/melting_point.json
-    python bench/melting_point.py --temperatures 20 --samples 200 --json bench/out/melting_point_20.json
+    python bench/melting_curve_speed.py --json bench/out/melting_curve_speed.json
+    python bench/melting_curve_speed.py --temperatures 20 --samples 200 --json bench/out/melting_curve_speed_20.json
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ def main(argv=None) -> dict:
         return a / b if (a and b) else None
 
     result = {
-        "benchmark": "melting_point", "system": f"LJ fcc, rc = {RC}σ + tail, P* = {PRESSURE}",
+        "benchmark": "melting_curve_speed", "system": f"LJ fcc, rc = {RC}σ + tail, P* = {PRESSURE}",
         "reference_T_m": melting_temperature(PRESSURE), "pesflow": pes, "lammps": lmp,
         "ratio_step_pesflow_over_lammps": ratio(pes["integrator_step_s"], lmp["md_step_s"]) if ok else None,
         "ratio_order_pesflow_over_lammps": ratio(pes["order_eval_s"], lmp["order_eval_s"]) if ok else None,
