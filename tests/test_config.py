@@ -22,7 +22,7 @@ def test_default_campaign_is_valid_and_round_trips(tmp_path):
     [
         ({"hmc": {"tempratures": [300]}}, ["unknown key [hmc] tempratures", "allowed keys: temperatures"]),
         ({"hmc": {"temperatures": [300, -5]}}, ["[hmc] temperatures[1] = -5", "greater than 0"]),
-        ({"executor": {"kind": "slurm"}}, ["[executor] kind = 'slurm'", "'default' or 'dask'"]),
+        ({"executor": {"kind": "pbs"}}, ["[executor] kind = 'pbs'", "'default', 'dask' or 'slurm'"]),
         ({"potential": {"level": 7}}, ["[potential] level = 7", "even"]),
         ({"selection": {"threshold": 5.0, "break_threshold": 3.0}}, ["[selection]", "must exceed"]),
         ({"system": {"builtin": "H2O", "structure": "x.xyz"}}, ["[system]", "exactly one"]),
