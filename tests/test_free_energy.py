@@ -147,3 +147,18 @@ def test_gibbs_helmholtz_crossing_recovers_a_planted_melting_point():
     assert g_s(0.75) == pytest.approx(gs_exact(0.75), abs=1e-10)
     assert crossing(g_s, g_l, 0.6, 0.8) == pytest.approx(0.7, abs=1e-8)
     assert math.isnan(crossing(g_s, g_l, 0.6, 0.65))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["free-energy", "--t-guess", "0"], "--t-guess = 0.0"),
+    (["free-energy", "--element", "Ar", "--n-cells", "3"], "not more than twice the cutoff"),
+    (["free-energy", "--element", "Ar", "--t-high", "100"], "supercritical"),
+    (["free-energy", "--spread", "0.5"], "--spread"),
+    (["free-energy", "--potential", "/nonexistent.mtp", "--species", "Cu"], "no such potential file"),
+])
+def test_free_energy_command_bad_input(args, words, capsys, tmp_path):
+    from flows.cli import main
+
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "error:" in err and words in err and "Traceback" not in err

@@ -153,3 +153,22 @@ def test_interface_width_and_finite_size_check():
 def test_bad_input_is_a_clear_error(call, words):
     with pytest.raises(ValueError, match=words):
         call()
+
+
+@pytest.mark.parametrize("args, words", [
+    (["coexist", "--ci-width", "0"], "--ci-width = 0.0: 0.0 is not a width"),
+    (["coexist", "--ci-width", "-0.5"], "is not a width"),
+    (["coexist", "--cells", "4", "4", "8", "--ci-width", "0.01"], "below the minimum cross-section of 3 cutoffs"),
+    (["coexist", "--element", "Ar", "--t-min", "80", "--t-max", "86", "--cells", "4", "4", "8", "--ci-width", "0.4",
+      "--min-cross-section", "2.5"], "2.05 cutoffs, below the minimum cross-section of 2.5"),
+    (["coexist", "--min-cross-section", "1.5"], "--min-cross-section = 1.5"),
+    (["coexist", "--ci-width", "0.01", "--max-runs", "3"], "fewer than the 6 starting temperatures"),
+    (["coexist", "--confidence", "1.2"], "--confidence"),
+])
+def test_coexist_statistics_bad_input_is_one_line_before_prefect(args, words, capsys, tmp_path):
+    from flows.cli import main
+
+    assert main([*args, "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.replace("\n", " ")
+    assert "error:" in err and words in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
