@@ -260,7 +260,8 @@ def propose_temperatures(temperatures, outcomes: Sequence[str], n_new: int, cros
 
     Rules, in order: (1) no run melted → extend above the highest temperature by the scan's spacing; no run grew
     → below the lowest; (2) a bounded interval inside the bracket → ``n_new`` points evenly over T_m ± the
-    interval's half-width (the interval shrinks like 1/√runs while the slope stays resolved); (3) otherwise
+    interval's half-width, clipped to the bracket (the interval shrinks like 1/√runs while the slope stays
+    resolved); (3) otherwise
     bisection: ``n_new`` points evenly inside the bracket (highest grown T below the lowest melted T, lowest
     melted T), the section search for the sign change.
     """
@@ -287,7 +288,8 @@ def propose_temperatures(temperatures, outcomes: Sequence[str], n_new: int, cros
         half = max(0.5 * crossing.width, min_spacing * max(n_new - 1, 1) / 2)
         if n_new == 1:
             return [float(crossing.temperature)]
-        return [float(x) for x in np.linspace(crossing.temperature - half, crossing.temperature + half, n_new)]
+        points = np.linspace(crossing.temperature - half, crossing.temperature + half, n_new)
+        return [float(x) for x in np.clip(points, lo, hi)]  # a wide interval: stay inside the bracket
     return [float(x) for x in np.linspace(lo, hi, n_new + 2)[1:-1]]
 
 

@@ -172,3 +172,31 @@ def test_coexist_statistics_bad_input_is_one_line_before_prefect(args, words, ca
     err = capsys.readouterr().err.replace("\n", " ")
     assert "error:" in err and words in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+def test_adaptive_coexistence_flow_end_to_end(tmp_path):
+    """The coexistence flow with --ci-width through Prefect's test server: LJ (r_c = 2.5σ), 512 atoms, short runs;
+    two rounds (2 + 2 runs), the velocity statistics in every run and in summary.json, the finite-size warning for
+    a 2.5-cutoff box. ~1–2 min on 2 cores (the server's start included)."""
+    import json
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.phase import coexistence
+    from tasks.phase_settings import CoexistenceSettings
+
+    settings = CoexistenceSettings(temperatures=(0.6, 0.9), n_cells=(4, 4, 8), cutoff_sigma=2.5, n_samples=150,
+                                   analyse_every=10, n_melt=40, n_hold=10, n_steps=10, ci_width=0.01, max_runs=4,
+                                   min_cross_section=2.0)
+    with prefect_test_harness(server_startup_timeout=180):
+        summary = coexistence(settings, run_dir=str(tmp_path))
+    saved = json.loads((tmp_path / "summary.json").read_text())
+    mp = saved["melting_point"]
+    assert mp["adaptive"] and mp["n_runs"] == 4 and mp["rounds"] == 2 and mp["converged"] is False
+    assert len(list((tmp_path / "runs").glob("T*.nc"))) == 4 and summary["bracket"] == saved["bracket"]
+    assert all(r["velocity_standard_error"] is None or r["velocity_standard_error"] > 0 for r in saved["runs"])
+    assert [r["velocity_outcome"] for r in saved["runs"][:2]] == ["grew", "melted"]
+    assert 0.6 < saved["runs"][2]["temperature"] < 0.9 and 0.6 < saved["runs"][3]["temperature"] < 0.9
+    assert not saved["finite_size"]["ok"] and "below the stated minimum 3" in saved["finite_size"]["warning"]
+    assert (tmp_path / "coexistence.png").stat().st_size > 10_000
