@@ -65,6 +65,10 @@ def named(stage_task, name: str):
     return stage_task.with_options(task_run_name=name, cache_policy=NO_CACHE)
 
 
+#: HMC chains accepting fewer trajectories than this are reported (log warning, metrics ``chains_low_acceptance``)
+LOW_ACCEPTANCE = 0.05
+
+
 # ---- the stop rule ---------------------------------------------------------------------------------------------
 def stop_before_exploring(it: int, n_labels: int, test_force_rmse: float, stopping: StoppingConfig,
                           ensemble_force_rmse: float = np.nan) -> str | None:
@@ -419,7 +423,14 @@ class Campaign:
             store.write_dataset("samples.nc", pool, it)
             store.write_dataset("trajectories.nc", traces, it)
             ran = np.isfinite(traces["potential_energy"].values)
+            low = [chain_title(cfg, it, c) for c, r in zip(plan, results, strict=True)
+                   if np.isfinite(r.acceptance) and r.acceptance < LOW_ACCEPTANCE]
+            if low:
+                self.log.warning("iteration %d: %d HMC chain(s) accepted under %.0f %% of their trajectories (%s): "
+                                 "their frames barely move; lower [hmc] dt or n_steps", it, len(low),
+                                 100 * LOW_ACCEPTANCE, "; ".join(low))
             done = {"explore_s": self._timed("explore", t0), "n_pool": int(pool.sizes["config"]),
+                    "chains_low_acceptance": len(low),
                     "n_chains": len(plan), "chains_stopped": int(sum(r.stopped_early for r in results)),
                     "acceptance": float(traces["accepted"].values[ran].mean()) if ran.any() else float("nan"),
                     "max_grade": float(np.nanmax(pool["grade"].values)) if pool.sizes["config"] else float("nan")}
@@ -443,7 +454,14 @@ class Campaign:
             store.write_dataset("pool_summary.nc", result.summary, it)
             done = {"select_s": self._timed("select", t0), "n_selected": int(result.selected.sizes["config"]),
                     "n_above_threshold": result.n_above_threshold, "n_above_break": result.n_above_break,
-                    "n_invalid": result.n_invalid}
+                    "n_invalid": result.n_invalid, "n_unphysical": result.n_unphysical}
+            if result.n_unphysical:
+                problems = result.summary["reason"].values[result.summary["problem"].values != ""]
+                kinds = ", ".join(f"{n} {k}" for k, n in zip(*np.unique(problems, return_counts=True), strict=True))
+                self.log.warning("iteration %d: %d explored frame(s) refused as candidates (%s; see pool_summary.nc "
+                                 "`problem`): an evaporating cluster or dissociating molecule at these temperatures, "
+                                 "or a potential without repulsion where it has no data", it, result.n_unphysical,
+                                 kinds)
             store.mark_done("select", it, done)
             self.log.info("iteration %d: %d of %d frames above grade %g, %d selected", it,
                           done["n_above_threshold"], pool.sizes["config"], cfg.selection.threshold,

@@ -18,7 +18,10 @@ discarded: they are where the potential extrapolates most and so carry the most 
 labels them too). Their ``reason`` is ``"break"`` so a campaign can count them: they show that a
 chain left the trusted region (the HMC grade monitor stops chains there). Configurations whose
 basis is not finite (atoms closer than the potential's ``min_dist``) get γ = inf, reason
-``"invalid"``, and are never selected.
+``"invalid"``, and are never selected. Frames that no labeler should see (:mod:`hmc_core.frame_checks`: an atom
+with no neighbour within ``max_isolation`` Å, a periodic cell squeezed flat) keep their grade but are never
+selected either: their reason is the problem (``"isolated_atom"``, ``"degenerate_cell"``) and the pool summary's
+``problem`` says what was found.
 """
 
 from __future__ import annotations
@@ -31,22 +34,25 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from hmc_core.configurations import validate
+from hmc_core.frame_checks import PROBLEMS, frame_problems
 from hmc_core.uncertainty import ActiveSet, configuration_rows
 
 #: fixed grade-histogram bin edges (so pool summaries of different iterations line up)
 GRADE_BIN_EDGES = np.concatenate([[0.0], np.geomspace(0.1, 1e4, 26), [np.inf]])
-REASONS = ("below_threshold", "not_chosen", "extrapolation", "break", "invalid")
+REASONS = ("below_threshold", "not_chosen", "extrapolation", "break", "invalid", *PROBLEMS)
 
 
 def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: float = 2.0,
                       break_threshold: float = 10.0, budget: int = 20, seed: int = 0,
-                      tol: float = 1e-3) -> tuple[xr.Dataset, xr.Dataset]:
+                      tol: float = 1e-3, max_isolation: float | None = None, min_cell_width: float = 1.0,
+                      min_cell_shape: float = 0.05) -> tuple[xr.Dataset, xr.Dataset]:
     """Choose at most ``budget`` configurations of ``pool`` to label (see module docstring).
 
     pool: configurations dataset (e.g. HMC samples); mtp: the potential whose basis defines the
     grades (an :class:`hmc_core.mtp.MTP` or a per-atom basis callable); active_set: the current
     :class:`~hmc_core.uncertainty.ActiveSet` (not modified). ``seed`` fixes the order in which ties
-    are broken (the result is deterministic for a seed).
+    are broken (the result is deterministic for a seed). ``max_isolation`` (Å; None: not checked),
+    ``min_cell_width`` (Å) and ``min_cell_shape``: the frame checks of :func:`hmc_core.frame_checks.frame_problems`.
 
     Returns ``selected``: the chosen configurations (schema of ``pool`` plus ``grade`` γ before
     selection, ``volume_gain`` (the factor by which each pick grew |det A|), ``selection_rank``,
@@ -74,7 +80,9 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
     grades = np.full(n, np.inf)
     if len(rows):
         grades[valid] = active_set.config_grades(rows, row_config, n)[valid]
-    candidate = valid & (grades > threshold)
+    problem = frame_problems(pool, max_isolation, min_cell_width, min_cell_shape)
+    sane = problem == ""
+    candidate = valid & sane & (grades > threshold)
 
     # tie-breaking order: a seeded permutation of the configurations
     perm = np.random.default_rng(seed).permutation(n)
@@ -86,6 +94,7 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
     chosen = perm[sel.chosen]
 
     reason = np.where(~valid, "invalid", np.where(grades <= threshold, "below_threshold", "not_chosen")).astype(object)
+    reason[valid & ~sane] = [p.split(":", 1)[0] for p in problem[valid & ~sane]]
     reason[chosen] = np.where(grades[chosen] > break_threshold, "break", "extrapolation")
     selected_flag = np.zeros(n, np.int8)
     selected_flag[chosen] = 1
@@ -104,6 +113,7 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
             "grade": ("config", grades),
             "selected": ("config", selected_flag),
             "reason": ("config", reason.astype(str)),
+            "problem": ("config", problem.astype(str)),
             "grade_count": ("grade_bin", counts.astype(np.int64)),
             "grade_bin_lower": ("grade_bin", GRADE_BIN_EDGES[:-1]),
             "grade_bin_upper": ("grade_bin", GRADE_BIN_EDGES[1:]),
@@ -113,6 +123,8 @@ def select_candidates(pool: xr.Dataset, mtp, active_set: ActiveSet, threshold: f
             "schema": "pesflow.selection_summary/1",
             "n_pool": int(n),
             "n_invalid": int((~valid).sum()),
+            "n_unphysical": int((valid & ~sane).sum()),
+            **{f"n_{p}": int((reason == p).sum()) for p in PROBLEMS},
             "n_candidates": int(candidate.sum()),
             "n_selected": int(len(chosen)),
             "n_break": int((valid & (grades > break_threshold)).sum()),
@@ -132,13 +144,19 @@ def _attrs(threshold, break_threshold, budget, seed, active_set: ActiveSet) -> d
 class SelectionSettings(BaseModel):
     """Selection by extrapolation grade γ (campaign section ``[selection]``): candidates have γ > ``threshold``;
     a chain stops, and a selected frame counts as a "break", at γ > ``break_threshold``; at most ``budget``
-    labels per iteration."""
+    labels per iteration. Frames with an atom that has no neighbour within ``max_isolation`` Å (an exploded
+    cluster, an evaporated or dissociated atom; None: not checked) or with a periodic cell thinner than
+    ``min_cell_width`` Å or sheared to less than ``min_cell_shape`` of a·b·c are never selected
+    (:mod:`hmc_core.frame_checks`)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     threshold: float = Field(2.0, ge=1.0, allow_inf_nan=False)
     break_threshold: float = Field(10.0, ge=1.0, allow_inf_nan=False)
     budget: int = Field(8, ge=1, le=100_000)
+    max_isolation: float | None = Field(6.0, gt=0, le=1000.0, allow_inf_nan=False)
+    min_cell_width: float = Field(1.0, ge=0, le=1000.0, allow_inf_nan=False)
+    min_cell_shape: float = Field(0.05, ge=0, lt=1.0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _order(self) -> SelectionSettings:
@@ -161,13 +179,15 @@ class SelectInputs:
 @dataclass(frozen=True)
 class SelectResult:
     """selected: the chosen configurations; summary: per-frame grades and the grade histogram (see
-    :func:`select_candidates`); counts: frames above the threshold, above the break threshold, invalid."""
+    :func:`select_candidates`); counts: frames above the threshold, above the break threshold, invalid, and
+    refused by the frame checks (``n_unphysical``)."""
 
     selected: xr.Dataset
     summary: xr.Dataset
     n_above_threshold: int
     n_above_break: int
     n_invalid: int
+    n_unphysical: int = 0
 
 
 def run_select(inputs: SelectInputs, settings: SelectionSettings, seed: np.random.SeedSequence | int) -> SelectResult:
@@ -176,9 +196,13 @@ def run_select(inputs: SelectInputs, settings: SelectionSettings, seed: np.rando
         seed = int(seed.generate_state(1)[0])
     budget = max(0, min(settings.budget, int(inputs.max_new)))
     selected, summary = select_candidates(inputs.pool, inputs.potential, inputs.active_set, settings.threshold,
-                                          settings.break_threshold, budget, seed)
+                                          settings.break_threshold, budget, seed,
+                                          max_isolation=settings.max_isolation,
+                                          min_cell_width=settings.min_cell_width,
+                                          min_cell_shape=settings.min_cell_shape)
     a = summary.attrs
-    return SelectResult(selected, summary, int(a["n_candidates"]), int(a["n_break"]), int(a["n_invalid"]))
+    return SelectResult(selected, summary, int(a["n_candidates"]), int(a["n_break"]), int(a["n_invalid"]),
+                        int(a["n_unphysical"]))
 
 
 select_task = task(run_select, name="select")

@@ -50,6 +50,8 @@ CONFIG_CASES = [
     ("selection", "threshold = 0.5", "threshold"), ("selection", "threshold = 5\nbreak_threshold = 5", "must exceed"),
     ("selection", "threshold = 5\nbreak_threshold = 3", "must exceed"), ("selection", "budget = 0", "budget"),
     ("selection", "threshold = nan", "threshold"), ("selection", "budget = 1.5", "budget"),
+    ("selection", "max_isolation = 0", "max_isolation"), ("selection", "min_cell_shape = 1.5", "min_cell_shape"),
+    ("selection", "min_cell_width = -1", "min_cell_width"),
     ("labeling", 'method = "ccsd"', "method"), ("labeling", 'basis = "no-such-basis"', "unknown basis"),
     ("labeling", 'method = "dft"\nfunctional = "nonsense-xc"', "unknown functional"),
     ("labeling", "spin = -1", "spin"), ("labeling", "n_workers = 0", "n_workers"),

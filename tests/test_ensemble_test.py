@@ -186,6 +186,8 @@ def test_ensemble_set_in_a_two_system_campaign(ensemble_campaign, capsys, monkey
     assert metrics["ensemble_redrawn"].values.tolist() == [1, 0]
     assert metrics["ensemble_label_s"].values[0] > 0 and metrics["ensemble_label_s"].values[1] == 0
     assert metrics["ensemble_n"].values.tolist() == [6, 6]
+    # sane candidates (issue 17 §3): no chain below 5 % acceptance, no exploded or squeezed frame here
+    assert metrics["chains_low_acceptance"].values[0] == 0 and metrics["n_unphysical"].values[0] == 0
 
     # the frames are the stage functions' draw from the chains the campaign's streams give
     potential = read_mtp(store.path("potential.mtp", 0))

@@ -80,7 +80,8 @@ def test_defaults_and_attributes(active):
     np.testing.assert_array_equal(summary["grade_count"].values, expected_counts)
     assert summary["grade_count"].dtype == np.int64
     assert "max|b A^-1|" in summary["grade"].attrs["description"]
-    assert set(REASONS) == {"below_threshold", "not_chosen", "extrapolation", "break", "invalid"}
+    assert set(REASONS) == {"below_threshold", "not_chosen", "extrapolation", "break", "invalid", "isolated_atom",
+                            "degenerate_cell"}
 
 
 def test_argument_checks(active):
@@ -222,7 +223,7 @@ def test_dataset_dimensions_and_description(active):
         assert summary[name].dims == ("config",), name
     for name in ("grade_count", "grade_bin_lower", "grade_bin_upper"):
         assert summary[name].dims == ("grade_bin",), name
-    assert set(summary.data_vars) == {"grade", "selected", "reason", "grade_count", "grade_bin_lower",
+    assert set(summary.data_vars) == {"grade", "selected", "reason", "problem", "grade_count", "grade_bin_lower",
                                       "grade_bin_upper"}
     assert summary["grade"].attrs == {
         "description": "extrapolation grade max|b A^-1| w.r.t. the active set before selection"}
