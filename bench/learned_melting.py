@@ -79,14 +79,14 @@ BAR_WALL_S = 7200.0
 #: campaign and coexistence settings per mode; every value can be overridden from the command line
 MODES = {
     "full": dict(
-        mtp_level=10, mtp_cutoff=10.215, buffer=2.0, max_iter=200,
+        mtp_level=8, mtp_cutoff=10.215, buffer=2.0, max_iter=200,
         crystal_repeat=5, liquid_repeat=5, n_start=4, n_test=0, test_rattle=0.15, rattle=0.05,
-        explore_temperatures=[60.0, 70.0, 80.0, 90.0, 100.0, 110.0], n_starts=1, n_samples=40, n_steps=10,
+        explore_temperatures=[60.0, 85.0, 110.0], n_starts=1, n_samples=20, n_steps=10,
         dt=5.0, n_warmup=10, save_every=2, threshold=1.05, break_threshold=5.0, budget=12,
-        max_iterations=40, max_labels=BAR_LABELS, force_rmse_target=0.001, test_reserve=40, ensemble_frames=4,
+        max_iterations=15, max_labels=BAR_LABELS, force_rmse_target=0.001, test_reserve=40, ensemble_frames=4,
         ensemble_atoms=2, ensemble_samples=20, min_p_value=0.01, direct_tail=0,
-        t_min=74.0, t_max=92.0, t_step=2.0, cells=(4, 4, 8), coexist_samples=800, every=25, melt_sweeps=150,
-        hold=30, melt_temperature=150.0, explore_melt=1, coexist_steps=20, workers=2, seed=0,
+        t_min=76.0, t_max=88.0, t_step=2.0, cells=(4, 4, 8), coexist_samples=400, every=20, melt_sweeps=100,
+        hold=20, melt_temperature=150.0, explore_melt=1, coexist_steps=20, workers=2, seed=0,
     ),
     "quick": dict(
         mtp_level=6, mtp_cutoff=5.0, buffer=2.0, max_iter=300,
@@ -300,6 +300,7 @@ def figures(r: dict, s: dict, mode: str, out: Path) -> dict:
         "direct_tail_correction": bool(s["direct_tail"]),
         "stop_reason": r["campaign"]["reason"], "iterations": len(r["campaign"]["metrics"]),
         "wall_s": {k: round(v, 1) for k, v in r["wall_s"].items()}, "campaign_stage_s": stage_s,
+        **melting_statistics(learned, direct),
         "passes_bar": all(bar.values()), "bar": bar,
         "bar_definition": ("|tm_learned - tm_direct| <= 2 % of tm_direct, both brackets closed and consistent, "
                            "n_labels <= 300, total wall <= 2 h on 2 cores"),
@@ -312,6 +313,30 @@ def figures(r: dict, s: dict, mode: str, out: Path) -> dict:
                      "coexist_learned": r["learned_settings"], "coexist_direct": r["direct_settings"]},
         "output": str(out), "versions": versions(), "cpu": os.cpu_count(), "load_average": os.getloadavg(),
     }
+
+
+def melting_statistics(learned: dict, direct: dict) -> dict:
+    """The coexistence flows' statistical T_m (zero crossing of the interface velocity with its interval,
+    ``summary.json`` ``melting_point``; issue 22 §1) for both potentials, where the flow gives one."""
+    out = {}
+    for name, summary in (("learned", learned), ("direct", direct)):
+        mp = (summary or {}).get("melting_point") or {}
+        out[f"tm_{name}_velocity_K"] = mp.get("T_m")
+        out[f"tm_{name}_velocity_ci_K"] = mp.get("ci")
+        out[f"tm_{name}_velocity_confidence"] = mp.get("level")
+    tl, td = out["tm_learned_velocity_K"], out["tm_direct_velocity_K"]
+    out["velocity_difference_percent"] = None if tl is None or td is None else 100.0 * (tl - td) / td
+    return out
+
+
+def reanalyse(path: Path) -> dict:
+    """A finished run's JSON with the statistical T_m of its coexistence outputs (``output`` folder) added."""
+    f = json.loads(path.read_text())
+    out = Path(f["output"])
+    summaries = {name: json.loads((out / f"coexist-{name}" / "summary.json").read_text())
+                 if (out / f"coexist-{name}" / "summary.json").exists() else {} for name in ("learned", "direct")}
+    f.update(melting_statistics(summaries["learned"], summaries["direct"]))
+    return f
 
 
 def print_table(f: dict) -> None:
@@ -330,6 +355,10 @@ def print_table(f: dict) -> None:
           f"{k(w['coexist_learned']):>9s}")
     print(f"{'learned − direct':24s} {'':>16s} {k(f['difference_K'], '{:+.1f}'):>8s}  "
           f"({k(f['difference_percent'], '{:+.2f}')} %, bar ±{100 * BAR_FRACTION:g} %)")
+    for name in ("direct", "learned"):
+        ci = f.get(f"tm_{name}_velocity_ci_K") or [None, None]
+        print(f"{'v(T) = 0, ' + name:24s} {k(ci[0], '{:.2f}') + '–' + k(ci[1], '{:.2f}'):>16s} "
+              f"{k(f.get(f'tm_{name}_velocity_K'), '{:.2f}'):>8s}  (interface-velocity zero crossing, interval)")
     print(f"campaign: {f['n_labels']} labels ({f['n_training_labels']} training + {f['n_test_labels']} test; "
           f"bar ≤ {BAR_LABELS}), {f['iterations']} iteration rows, ensemble force RMSE "
           f"{k(f['ensemble_force_rmse_eV_per_A'], '{:.4g}')} eV/Å, {k(w['campaign'])} s; stop: {f['stop_reason']}")
@@ -342,6 +371,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="tiny settings that prove the plumbing (minutes)")
     ap.add_argument("--out", type=Path, help="output folder, replaced (default runs/bench-learned-melting[-quick])")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--reanalyse", type=Path, metavar="JSON",
+                    help="add the coexistence runs' statistical T_m to a finished run's JSON (no new runs)")
     for key, value in MODES["full"].items():
         if isinstance(value, list):
             ap.add_argument(f"--{key.replace('_', '-')}", type=float, nargs="+")
@@ -350,6 +381,11 @@ def main(argv=None) -> dict:
         else:
             ap.add_argument(f"--{key.replace('_', '-')}", type=type(value))
     args = ap.parse_args(argv)
+    if args.reanalyse is not None:
+        result = reanalyse(args.reanalyse)
+        print_table(result)
+        write_json(args.json or args.reanalyse, result)
+        return result
     mode = "quick" if args.quick else "full"
     s = dict(MODES[mode])
     s.update({key: getattr(args, key) for key in s if getattr(args, key) is not None})
