@@ -22,9 +22,9 @@ Failures are loud, never a hang:
 * while the campaign runs (:class:`SlurmWorkers`' watcher, every second): a job killed by the scheduler
   (``scancel``, walltime, node failure) or one whose worker died is replaced, and the Dask scheduler runs its tasks
   again elsewhere; labels finished before the kill are answered by the label cache, not recomputed. More than
-  ``max_job_retries`` replaced jobs, a job pending longer than ``job_start_timeout_s``, or ``squeue`` failing for
-  longer than ``scheduler_timeout_s`` cancel the campaign's tasks and end the run with a :class:`SlurmError` that
-  names the setting.
+  ``max_job_retries`` replaced jobs, a job pending (or refused by ``sbatch``) for longer than
+  ``job_start_timeout_s``, or ``squeue`` failing for longer than ``scheduler_timeout_s`` cancel the campaign's
+  tasks and end the run with a :class:`SlurmError` that names the setting.
 
 Anything else dask-jobqueue can set (network ``interface``, extra ``#SBATCH`` lines, a job script prologue) comes
 from its own Dask configuration, ``jobqueue.slurm.*`` (e.g. ``~/.config/dask/jobqueue.yaml``).
@@ -63,7 +63,9 @@ class SlurmError(UserError):
 class SlurmSettings:
     """``[executor]`` with the SLURM defaults filled in: ``cores`` CPUs, ``memory`` (e.g. ``"2GB"``) and
     ``walltime`` (``[D-]HH:MM:SS``) per job; ``n_workers`` jobs; big labels (``>= big_label_basis`` basis
-    functions, None = no split) in jobs of ``big_label_cores`` CPUs and ``memory`` × big_label_cores / cores;
+    functions, None = no split) in jobs of ``big_label_cores`` CPUs and ``memory`` × big_label_cores / cores. A job
+    of several ``cores`` runs that many tasks in threads of one worker process (PySCF's Python parts then share
+    one GIL; one-core jobs avoid that);
     ``job_start_timeout_s``, ``scheduler_timeout_s`` (s), ``max_job_retries`` (replaced jobs per campaign run)."""
 
     partition: str | None = None
@@ -219,21 +221,31 @@ class LabelBatch:
 
 def label_batches(configs, settings, s: SlurmSettings) -> list[LabelBatch]:
     """Split a label stage into tasks: the labels below ``big_label_basis`` into at most ``n_workers × cores``
-    batches (one thread each), the big ones into at most ``n_workers`` batches with ``big_label_cores`` threads."""
+    batches (one thread each), the big ones into at most ``n_workers`` batches with ``big_label_cores`` threads.
+    Batches are balanced by the expected SCF cost, (basis functions)³ (:func:`balanced`)."""
     n = configs.sizes["config"]
     one = settings.model_copy(update={"n_workers": 1})
-    if s.big_label_basis is None:
-        big = np.zeros(n, bool)
-    else:
-        big = label_cost(configs, settings) >= s.big_label_basis
+    cost = label_cost(configs, settings)
+    big = np.zeros(n, bool) if s.big_label_basis is None else cost >= s.big_label_basis
     batches = []
     for is_big, slots, batch_settings in (
             (False, s.n_workers * s.cores, one),
             (True, s.n_workers, one.model_copy(update={"threads_per_worker": s.big_label_cores}))):
         idx = np.flatnonzero(big == is_big)
-        if len(idx):
-            batches += [LabelBatch(part, batch_settings, is_big) for part in np.array_split(idx, min(len(idx), slots))]
+        batches += [LabelBatch(part, batch_settings, is_big) for part in balanced(idx, cost[idx] ** 3.0, slots)]
     return batches
+
+
+def balanced(index: np.ndarray, weight: np.ndarray, slots: int) -> list[np.ndarray]:
+    """``index`` split into at most ``slots`` non-empty groups of similar total ``weight`` (largest first, each to
+    the lightest group; ties by position), each group in ascending order."""
+    groups: list[list[int]] = [[] for _ in range(min(len(index), slots))]
+    load = np.zeros(len(groups))
+    for k in sorted(range(len(index)), key=lambda k: (-weight[k], k)):
+        g = int(np.argmin(load))
+        groups[g].append(int(index[k]))
+        load[g] += weight[k]
+    return [np.array(sorted(g), dtype=int) for g in groups]
 
 
 def submit_labels(runner, make_task, configs, settings, cache_dir: str | None, executor, title: str):
@@ -278,6 +290,7 @@ class SlurmWorkers:
         self.planned = 0
         self.n_big = 0
         self._pending_since: dict[str, float] = {}
+        self._unsubmitted_since: dict[str, float] = {}
         self._silent_since: float | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -384,6 +397,7 @@ class SlurmWorkers:
     def check_once(self) -> None:
         """One round of the watcher: replace ended jobs, raise SlurmError on the alarms of the module docstring."""
         s = self.s
+        self._check_submitted()
         jobs = self._jobs()
         self.submitted |= set(jobs.values())
         if not jobs:
@@ -421,6 +435,22 @@ class SlurmWorkers:
             elif state in ("GONE", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                            "OUT_OF_MEMORY", "BOOT_FAIL", "DEADLINE"):
                 self._replace(name, job_id, state)
+
+    def _check_submitted(self) -> None:
+        """Jobs asked for but not submitted (``sbatch`` failed; dask-jobqueue logs why) are asked for again; after
+        ``job_start_timeout_s`` that is an error."""
+        now = time.monotonic()
+        missing = [name for name in list(self.cluster.worker_spec) if name not in self.cluster.workers]
+        self._unsubmitted_since = {name: self._unsubmitted_since.get(name, now) for name in missing}
+        late = [name for name in missing if now - self._unsubmitted_since[name] > self.s.job_start_timeout_s]
+        if late:
+            raise SlurmError(f"[executor] the SLURM job {late[0]} could not be submitted for "
+                             f"{now - self._unsubmitted_since[late[0]]:.0f} s, longer than [executor] "
+                             f"job_start_timeout_s = {self.s.job_start_timeout_s:g} (sbatch refused it: see this run's "
+                             "log; partition, account, cores, memory and walltime are the settings it gets)")
+        if missing:
+            with self._lock:
+                self.cluster.scale(len(self.cluster.worker_spec))
 
     def _replace(self, name: str, job_id: str, state: str) -> None:
         replaced = len(self.submitted) - self.planned + 1

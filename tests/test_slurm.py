@@ -340,6 +340,15 @@ def test_slurm_settings_defaults_and_memory():
     assert "cores" not in ExecutorConfig().model_dump(exclude_none=True)  # old campaign files round-trip
 
 
+def test_balanced_batches():
+    from flows.slurm import balanced
+
+    groups = balanced(np.arange(6), np.array([1.0, 8.0, 1.0, 1.0, 8.0, 1.0]), 2)
+    assert [g.tolist() for g in groups] == [[0, 1, 3], [2, 4, 5]]
+    assert [g.tolist() for g in balanced(np.array([4, 9]), np.ones(2), 5)] == [[4], [9]]
+    assert balanced(np.array([], int), np.array([]), 3) == []
+
+
 def test_label_batches_split_by_cost():
     """Water (7 STO-3G basis functions) stays small, ethanol (21) is big: small labels in n_workers × cores
     one-thread batches, big ones in at most n_workers batches with big_label_cores threads."""
@@ -355,11 +364,14 @@ def test_label_batches_split_by_cost():
     np.testing.assert_array_equal(label_cost(configs, settings), [7] * 5 + [21] * 3)
     s = SlurmSettings.of(ExecutorConfig(kind="slurm", n_workers=2, cores=2, big_label_basis=10, big_label_cores=8))
     batches = label_batches(configs, settings, s)
-    assert [b.index.tolist() for b in batches] == [[0, 1], [2], [3], [4], [5, 6], [7]]
+    assert [b.index.tolist() for b in batches] == [[0, 4], [1], [2], [3], [5, 7], [6]]
     assert [b.big for b in batches] == [False] * 4 + [True] * 2
     assert {(b.settings.n_workers, b.settings.threads_per_worker) for b in batches if not b.big} == {(1, None)}
     assert {(b.settings.n_workers, b.settings.threads_per_worker) for b in batches if b.big} == {(1, 8)}
     assert all(not b.big for b in label_batches(configs, settings, SlurmSettings()))  # no split by default
+    # balanced by (basis functions)³: 3 ethanols (21³ each) against 5 waters (7³) on 2 slots
+    two_slots = [b.index.tolist() for b in label_batches(configs, settings, SlurmSettings(n_workers=2))]
+    assert two_slots == [[5, 7], [0, 1, 2, 3, 4, 6]]
 
 
 def test_job_scripts(tmp_path):
