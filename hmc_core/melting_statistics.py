@@ -7,7 +7,7 @@ random walk with that drift (capillary fluctuations and attachment/detachment no
 noise of the order parameter. The estimators here treat both noise kinds:
 
 * :func:`interface_velocity` — batch means of the least-squares slopes of φ against sweep in contiguous blocks of
-  the free part of a run, with the batch-means standard error (independent batches for both noise kinds).
+  the free part of a run, with the batch-means standard error.
 * :func:`zero_crossing` — a weighted least-squares line v = a + b (T − T̄) through the runs near T_m and its root
   T_m = T̄ − a/b with Fieller's confidence interval (Fieller, J. R. Stat. Soc. B 16, 175 (1954)): the set of T
   at which the line is compatible with zero, exact for a linear model with normal errors. The covariance is scaled
@@ -98,12 +98,15 @@ def interface_velocity(sweeps, solid_fraction, skip: float = 0.1, n_blocks: int 
         the box (hi); the run is then ``saturated``.
 
     Estimate: batch means of slopes (Flegal & Jones, Ann. Stat. 38, 1034 (2010), for the batch-means idea): the
-    kept frames are cut into B contiguous blocks, each block's ordinary least-squares slope of φ against sweep is
-    one batch, v = their mean, s = their standard deviation / √B, ``dof`` = B − 1. Disjoint blocks use disjoint
-    increments of the random walk and disjoint frames of the white noise, so the batches are independent in both
-    regimes; a jackknife of the global slope was tried first and covered the drift in only 53 % of random-walk
-    runs. The 95 % t interval covers the true drift in 0.95–0.96 of synthetic random-walk-plus-noise runs
-    (tests/test_melting_statistics.py).
+    kept frames are cut into B contiguous blocks, each extended by the next block's first frame so that every
+    increment of φ is used; each block's ordinary least-squares slope of φ against sweep is one batch, v = their
+    mean, s = their standard deviation / √B, ``dof`` = B − 1. Blocks use disjoint increments of the random walk, so
+    the batches are independent for it; the shared frames correlate neighbouring batches negatively through the
+    white noise, which only makes s conservative. On synthetic runs (61 frames, tests/test_melting_statistics.py)
+    the 95 % t interval covers the true drift in 0.95–0.96 of random-walk runs and up to 0.99 where white noise
+    dominates; its spread is within 5 % of the global least-squares slope's for a random walk. A jackknife of the
+    global slope was tried first and covered the drift in only 53 % of random-walk runs; disjoint blocks were
+    exact but 14 % noisier.
     Raises ValueError for mismatched or too short series (fewer than 6 frames after ``skip``) or bad parameters.
     """
     t = np.asarray(sweeps, float)
@@ -134,7 +137,8 @@ def interface_velocity(sweeps, solid_fraction, skip: float = 0.1, n_blocks: int 
             raise ValueError(f"only {len(t)} frames after skip = {skip}: need ≥ 6 for a velocity with an error")
         return InterfaceVelocity(_slope(t, y), float("nan"), 0, len(t), float(t[0]), float(t[-1]), saturated)
     b = int(min(n_blocks, len(t) // 3 if len(t) >= 9 else 3))
-    slopes = np.array([_slope(t[p], y[p]) for p in np.array_split(np.arange(len(t)), b)])
+    blocks = [np.arange(p[0], min(p[-1] + 2, len(t))) for p in np.array_split(np.arange(len(t)), b)]
+    slopes = np.array([_slope(t[p], y[p]) for p in blocks])
     v, se = float(slopes.mean()), float(slopes.std(ddof=1) / math.sqrt(b))
     return InterfaceVelocity(v, se, b - 1, len(t), float(t[0]), float(t[-1]), saturated)
 

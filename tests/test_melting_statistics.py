@@ -47,7 +47,7 @@ def test_velocity_interval_covers_the_drift(walk, noise):
         r = interface_velocity(SWEEPS, synthetic_run(rng, v, walk, noise))
         hits += abs(r.velocity - v) <= stats.t.ppf(0.975, r.dof) * r.standard_error
         assert r.dof == 7 and r.n_frames == len(SWEEPS) - 6 and not r.saturated  # 10 % skipped
-    assert 0.90 <= hits / 200 <= 0.99
+    assert 0.90 <= hits / 200 <= (0.99 if walk > 0 else 1.0)  # white noise alone: conservative (~0.99)
 
 
 def test_velocity_of_a_clean_line_and_saturation():
