@@ -166,9 +166,9 @@ def test_free_energy_command_bad_input(args, words, capsys, tmp_path):
 
 @pytest.mark.slow
 def test_free_energy_flow_end_to_end(tmp_path):
-    """`free_energy_melting` through Prefect's test server on LJ at P* = 0.002 (near the triple point), 108 atoms
+    """`free_energy_melting` through Prefect's test server on LJ at P* = 0.002 (near the triple point), 256 atoms
     per phase and short runs: the plumbing (summary.json, free_energy.png, a crossing inside the sampled range near
-    the published 0.694), not the precision. ~1–2 min on 2 cores."""
+    the published 0.694), not the precision. ~2 min on 2 cores."""
     import json
 
     from prefect.testing.utilities import prefect_test_harness
@@ -176,7 +176,7 @@ def test_free_energy_flow_end_to_end(tmp_path):
     from flows.free_energy import free_energy_melting
     from tasks.free_energy import FreeEnergySettings
 
-    settings = FreeEnergySettings(pressure=0.002, cutoff_sigma=2.5, n_cells=3, n_npt=60, n_fl=40, n_liquid=40,
+    settings = FreeEnergySettings(pressure=0.002, cutoff_sigma=2.5, n_cells=4, n_npt=60, n_fl=40, n_liquid=40,
                                   n_lambda=6, n_density=6, n_beta=4, n_bootstrap=200)
     assert settings.t_guess == pytest.approx(0.694)
     with prefect_test_harness(server_startup_timeout=180):
