@@ -278,8 +278,9 @@ def submit_labels(runner, make_task, configs, settings, cache_dir: str | None, e
 class SlurmWorkers:
     """The campaign's SLURM jobs: a ``SLURMCluster`` with ``n_workers`` jobs (names ``pesflow-<campaign>-<i>``),
     big-label jobs on demand (``…-big-<i>``), and a watcher thread (every second) that replaces jobs that ended,
-    and raises the alarms of the module docstring: :attr:`error` is set, the Dask tasks are cancelled, and
-    :meth:`__exit__` raises the error. ``directory``: where the job logs go (``slurm-logs/``)."""
+    and raises the alarms of the module docstring: :attr:`error` is set and the Dask tasks are cancelled
+    (:func:`slurm_task_runner` then raises the error). ``directory``: where the job logs go (``slurm-logs/``).
+    Construction runs :func:`check_slurm` (SlurmError); entering submits the jobs, leaving cancels them."""
 
     def __init__(self, executor, directory: Path, name: str):
         self.s = SlurmSettings.of(executor)
