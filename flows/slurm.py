@@ -261,15 +261,17 @@ def submit_labels(runner, make_task, configs, settings, cache_dir: str | None, e
     n_big = sum(b.big for b in batches)
     if n_big:
         runner.workers.want_big(n_big)
+    names = [f"{title} [{b + 1}/{len(batches)}]" if len(batches) > 1 else title for b in range(len(batches))]
     futures = []
-    for b, batch in enumerate(batches):
-        name = f"{title} [{b + 1}/{len(batches)}]" if len(batches) > 1 else title
+    for name, batch in zip(names, batches, strict=True):
         annotations = {"resources": {"big_label": 1}} if batch.big else {}
         with dask.annotate(**annotations):
             futures.append(runner.submit(make_task(name), {
                 "inputs": LabelInputs(configs.isel(config=batch.index), cache_dir, configs),
                 "settings": batch.settings}))
     labels = [f.result().labels for f in futures]
+    runner.workers.record_jobs(runner.client, [f.wrapped_future for f in futures],
+                               [f"{name}\t{len(batch.index)}" for name, batch in zip(names, batches, strict=True)])
     order = np.argsort(np.concatenate([b.index for b in batches]), kind="stable")
     return concat(labels).isel(config=order)
 
@@ -472,6 +474,25 @@ class SlurmWorkers:
             if self._jobs().get(name, job_id) != job_id:
                 break
             time.sleep(0.1)
+
+    def record_jobs(self, client, futures: list, titles: list[str]) -> None:
+        """Append, for each finished Dask future, which SLURM job computed it to ``slurm-logs/tasks.tsv`` (columns:
+        SLURM job id, Dask worker, then ``titles``' tab-separated text, e.g. task title and label count) and to
+        the log. Best effort: a result no worker holds any more is recorded with job id ``?``."""
+        try:
+            holders = client.who_has(futures)
+            names = {addr: w["name"] for addr, w in client.scheduler_info(n_workers=-1)["workers"].items()}
+        except Exception as exc:  # bookkeeping must never fail a label stage
+            log.warning("SLURM: could not tell which jobs ran %s (%s)", titles[0] if titles else "tasks", exc)
+            return
+        jobs = {getattr(job, "name", name): str(job.job_id) for name, job in list(self.cluster.workers.items())}
+        lines = []
+        for future, title in zip(futures, titles, strict=True):
+            worker = names.get(next(iter(holders.get(future.key, ())), None), "?")
+            lines.append(f"{jobs.get(worker, '?')}\t{worker}\t{title}")
+            log.info("SLURM job %s (worker %s) ran %s", jobs.get(worker, "?"), worker, title.split("\t")[0])
+        with open(self.directory / "slurm-logs" / "tasks.tsv", "a") as out:
+            out.write("".join(line + "\n" for line in lines))
 
     def fail(self, error: SlurmError) -> None:
         """Record ``error`` and cancel every unfinished Dask task, so that a flow waiting on one stops at once."""

@@ -94,6 +94,10 @@ def test_campaign_on_slurm_labels_as_jobs_identical_to_local(slurm, prefect_api,
     assert {j["Partition"] for j in jobs} == {"debug"}
     assert not running_jobs(f"pesflow-{name}")
     assert list((tmp_path / "campaign" / "slurm-logs").glob("*.err"))  # every job wrote its log
+    # which job labeled what: every label batch (starting set, test set, 2 candidate rounds) names a job sacct lists
+    tasks = recorded_tasks(tmp_path / "campaign")
+    assert {t["job"] for t in tasks} <= {j["JobID"] for j in jobs}
+    assert sum(t["n"] for t in tasks) == labels.sizes["config"] + 4  # + the 4 test-set labels
 
 
 @pytest.mark.slurm
@@ -133,6 +137,9 @@ def test_scancel_of_running_label_jobs_loses_and_recomputes_nothing(slurm, prefe
     states = {j["JobID"]: j["State"] for j in finished_jobs(f"pesflow-{name}")}
     assert all(states.get(job) == "CANCELLED" for job in seen["jobs"]), states
     assert len(states) >= len(seen["jobs"]) + 2  # the replacements ran too
+    tasks = recorded_tasks(directory)
+    assert {t["job"] for t in tasks} <= set(states)
+    assert any(t["title"].startswith("label start set") and t["job"] not in seen["jobs"] for t in tasks)
 
 
 @pytest.mark.slurm
@@ -279,6 +286,12 @@ def test_readme_cluster_snippet_runs(slurm, tmp_path):
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------
+def recorded_tasks(directory: Path) -> list[dict]:
+    """``slurm-logs/tasks.tsv`` of a campaign: which SLURM job ran which label batch (job, worker, title, n)."""
+    rows = [line.split("\t") for line in (directory / "slurm-logs" / "tasks.tsv").read_text().splitlines()]
+    return [{"job": job, "worker": worker, "title": title, "n": int(n)} for job, worker, title, n in rows]
+
+
 def readme_cluster_toml() -> str:
     """The ```toml block of the README's section "Running on a cluster"."""
     text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
