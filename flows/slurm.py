@@ -35,6 +35,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -276,6 +277,27 @@ def submit_labels(runner, make_task, configs, settings, cache_dir: str | None, e
     return concat(labels).isel(config=order)
 
 
+def script_module_dirs() -> list[str]:
+    """Folders of modules this process loaded from a file under a bare name that a fresh Python in the job would not
+    find: a deployment's flow runs load ``flows/active_learning.py`` as module ``active_learning`` (Prefect puts
+    ``flows/`` on this process's ``sys.path`` only), and tasks pickled in that run refer to it. The jobs get these
+    folders on ``PYTHONPATH``; the standard library, site-packages and the working directory they have anyway."""
+    import site
+    import sysconfig
+
+    standard = [sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")]
+    on_path = {Path(p).resolve() for p in [*standard, *site.getsitepackages(), os.getcwd()]}
+    dirs: list[str] = []
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if not file or "." in name or name == "__main__" or Path(file).stem != name:
+            continue
+        folder = Path(file).resolve().parent
+        if folder not in on_path and str(folder) not in dirs:
+            dirs.append(str(folder))
+    return dirs
+
+
 # ---- the jobs ----------------------------------------------------------------------------------------------------
 class SlurmWorkers:
     """The campaign's SLURM jobs: a ``SLURMCluster`` with ``n_workers`` jobs (names ``pesflow-<campaign>-<i>``),
@@ -347,6 +369,13 @@ class SlurmWorkers:
                        memory=f"{s.memory_mb()}MB", walltime=s.walltime, job_name=self.job_name,
                        log_directory=str(self.directory / "slurm-logs"), python=sys.executable,
                        local_directory=str(self.directory / "dask-scratch"))
+        extra = script_module_dirs()
+        if extra:  # after the prologue of the user's dask-jobqueue configuration (module load, …)
+            import dask
+
+            prologue = list(dask.config.get("jobqueue.slurm.job-script-prologue", None) or [])
+            options["job_script_prologue"] = prologue + [
+                f"export PYTHONPATH={':'.join(extra)}${{PYTHONPATH:+:$PYTHONPATH}}"]
         if big:
             options.update(cores=1, job_cpu=s.big_label_cores, memory=f"{s.memory_mb(s.big_label_cores)}MB",
                            job_name=f"{self.job_name}-big", worker_extra_args=["--resources", "big_label=1"])

@@ -285,6 +285,46 @@ def test_readme_cluster_snippet_runs(slurm, tmp_path):
     assert len(finished_jobs("pesflow-water-slurm")) >= 2
 
 
+@pytest.mark.slurm
+def test_nightly_deployment_runs_its_campaign_as_slurm_jobs(slurm, tmp_path):
+    """The nightly deployment of a ``kind = "slurm"`` campaign (``pesflow deploy --config … --pool …``) on a real
+    Prefect server: a process worker on this host (as on a login node) picks up the triggered run, whose flow
+    submits the labels as SLURM jobs (recorded in slurm-logs/tasks.tsv, listed by sacct)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect_server import prefect_server, stop, wait_for
+
+    name = "slurm-nightly"
+    cfg = campaign_toml(tmp_path, name, **SLURM_JOBS)
+    directory = tmp_path / "campaign"
+    with prefect_server(tmp_path / "prefect") as (url, env):
+        reg = subprocess.run([str(BIN / "pesflow"), "deploy", "--pool", "slurm-login", "--config", str(cfg),
+                              "--dir", str(directory), "--timezone", "UTC"], env=env, capture_output=True,
+                             text=True, timeout=300)
+        assert reg.returncode == 0, reg.stdout + reg.stderr
+        with temporary_settings({PREFECT_API_URL: url}):
+            run = run_deployment("active-learning/nightly-continuation", parameters={"more_iterations": 0},
+                                 timeout=0)
+            log = open(tmp_path / "worker.log", "w")  # noqa: SIM115
+            worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "slurm-login"], env=env,
+                                      stdout=log, stderr=subprocess.STDOUT)
+            try:
+                def finished():
+                    with get_client(sync_client=True) as client:
+                        state = client.read_flow_run(run.id).state
+                    return state if state is not None and state.is_final() else None
+
+                state = wait_for(finished, 600, "the triggered flow run to finish", every=2.0)
+            finally:
+                stop(worker)
+                log.close()
+    assert state.is_completed(), (tmp_path / "worker.log").read_text()[-4000:]
+    tasks = recorded_tasks(directory)
+    assert [t["title"].split(" [")[0] for t in tasks[:1]] == ["label start set (4)"]
+    assert {t["job"] for t in tasks} <= {j["JobID"] for j in finished_jobs(f"pesflow-{name}")}
+
+
 # ---- helpers ---------------------------------------------------------------------------------------------------
 def recorded_tasks(directory: Path) -> list[dict]:
     """``slurm-logs/tasks.tsv`` of a campaign: which SLURM job ran which label batch (job, worker, title, n)."""
@@ -385,6 +425,23 @@ def test_label_batches_split_by_cost():
     # balanced by (basis functions)³: 3 ethanols (21³ each) against 5 waters (7³) on 2 slots
     two_slots = [b.index.tolist() for b in label_batches(configs, settings, SlurmSettings(n_workers=2))]
     assert two_slots == [[5, 7], [0, 1, 2, 3, 4, 6]]
+
+
+def test_script_loaded_modules_reach_the_jobs(tmp_path):
+    """A module loaded from a file under a bare name (as Prefect loads a deployment's entrypoint) puts its folder
+    on the jobs' PYTHONPATH, so that tasks pickled with references to it load in the job."""
+    import importlib.util
+
+    from flows.slurm import script_module_dirs
+
+    (tmp_path / "entry_point_like.py").write_text("X = 1\n")
+    spec = importlib.util.spec_from_file_location("entry_point_like", tmp_path / "entry_point_like.py")
+    sys.modules["entry_point_like"] = importlib.util.module_from_spec(spec)
+    try:
+        assert str(tmp_path.resolve()) in script_module_dirs()
+    finally:
+        del sys.modules["entry_point_like"]
+    assert str(tmp_path.resolve()) not in script_module_dirs()
 
 
 def test_job_scripts(tmp_path):
