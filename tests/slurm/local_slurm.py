@@ -30,7 +30,9 @@ def slurm_missing() -> str | None:
 
 @contextlib.contextmanager
 def local_slurm(base: str | os.PathLike | None = None):
-    """Start the private SLURM; yields its state directory (``slurm.conf``, ``log/``) with ``SLURM_CONF`` set."""
+    """Start the private SLURM; yields its state directory (``slurm.conf``, ``log/``) with ``SLURM_CONF`` set. The
+    directory is made in ``base`` and kept (logs) when a base is given, else made in the system's temporary folder
+    and removed at the end."""
     state = Path(tempfile.mkdtemp(prefix="pesflow-slurm.", dir=base))
     proc = subprocess.run([str(HERE / "start.sh"), str(state)], capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
@@ -40,7 +42,8 @@ def local_slurm(base: str | os.PathLike | None = None):
     try:
         yield state
     finally:
-        subprocess.run([str(HERE / "stop.sh"), str(state)], capture_output=True, text=True, timeout=120)
+        subprocess.run([str(HERE / "stop.sh"), str(state), *([] if base else ["--remove"])], capture_output=True,
+                       text=True, timeout=120)
         if previous is None:
             os.environ.pop("SLURM_CONF", None)
         else:
