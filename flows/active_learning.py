@@ -218,6 +218,7 @@ class Campaign:
             self.log = logging.getLogger(__name__)
         self.progress_id = None
         self.spent: dict[str, float] = {}
+        self.selection = config.selection  # this iteration's selection settings (:meth:`calibrate`)
 
     def _timed(self, stage: str, t0: float) -> float:
         seconds = time.perf_counter() - t0
@@ -300,6 +301,7 @@ class Campaign:
         row.update(per_system_errors(cfg, potential, {"train": labels, **(
             {"test": store.read_dataset("test_set.nc")} if store.has("test_set.nc") else {}), **(
             {"ensemble": ensemble} if ensemble is not None else {})}))
+        row.update(self.calibrate(it))
         reason = stop_before_exploring(it, row["n_labels"], row.get("test_force_rmse_eV_per_A", np.nan),
                                        cfg.stopping, row.get("ensemble_force_rmse_eV_per_A", np.nan))
         if reason is None:
@@ -307,7 +309,7 @@ class Campaign:
             row.update(explored)
             candidates, selected = self.select(it, potential, active, pool, row["n_labels"])
             row.update(selected)
-            reason = stop_after_selecting(row["n_above_threshold"], cfg.selection.threshold, cfg.stopping)
+            reason = stop_after_selecting(row["n_above_threshold"], self.selection.threshold, cfg.stopping)
             if reason is None and candidates.sizes["config"] > 0:
                 if cfg.labeling.cluster_cut is not None:
                     candidates, cut = self.cut(it, potential, active, candidates, row["n_labels"])
@@ -345,6 +347,21 @@ class Campaign:
         potential = read_mtp(store.path("potential.mtp", it))
         active = ActiveSet.from_dataset(store.read_dataset("active_set.nc", it))
         return potential, active, dict(done)
+
+    def calibrate(self, it: int) -> dict:
+        """The grade → force-error calibration of iteration ``it`` (:mod:`flows.calibration`) and the selection
+        settings it implies (``[selection] force_error_threshold`` mapped to a grade); returns metrics columns."""
+        from flows.calibration import calibrate, metrics_columns
+
+        cal = calibrate(self.config, self.store, it)
+        sel = self.config.selection
+        if cal["threshold_gamma"] != sel.threshold:
+            sel = sel.model_copy(update={"threshold": cal["threshold_gamma"]})
+        if sel.force_error_threshold is not None:
+            self.log.info("iteration %d: selection threshold γ > %.4g from %s (force_error_threshold %g eV/Å)", it,
+                          sel.threshold, cal["threshold_source"], sel.force_error_threshold)
+        self.selection = sel
+        return metrics_columns(cal)
 
     def ensemble(self, it: int, potential, labels: xr.Dataset) -> tuple[xr.Dataset, dict]:
         """``[ensemble_test]``: HMC on this iteration's potential (no active set, no early stop) at every system's
@@ -449,7 +466,7 @@ class Campaign:
 
             t0 = time.perf_counter()
             inputs = SelectInputs(pool, potential, active, max_new=cfg.stopping.max_labels - n_labels)
-            result = named(select_task, f"select iteration {it}")(inputs, cfg.selection, cfg.stream("select", it))
+            result = named(select_task, f"select iteration {it}")(inputs, self.selection, cfg.stream("select", it))
             store.write_dataset("candidates.nc", result.selected, it)
             store.write_dataset("pool_summary.nc", result.summary, it)
             done = {"select_s": self._timed("select", t0), "n_selected": int(result.selected.sizes["config"]),
@@ -464,7 +481,7 @@ class Campaign:
                                  kinds)
             store.mark_done("select", it, done)
             self.log.info("iteration %d: %d of %d frames above grade %g, %d selected", it,
-                          done["n_above_threshold"], pool.sizes["config"], cfg.selection.threshold,
+                          done["n_above_threshold"], pool.sizes["config"], self.selection.threshold,
                           done["n_selected"])
         return store.read_dataset("candidates.nc", it), dict(done)
 
@@ -479,7 +496,7 @@ class Campaign:
             t0 = time.perf_counter()
             budget = min(cfg.selection.budget, cfg.stopping.max_labels - n_labels)
             result = named(cluster_cut_task, f"cluster cuts iteration {it}")(
-                ClusterCutInputs(frames, potential, active, cfg.selection.threshold, budget), cfg.labeling.cluster_cut)
+                ClusterCutInputs(frames, potential, active, self.selection.threshold, budget), cfg.labeling.cluster_cut)
             store.write_dataset("clusters.nc", result.clusters, it)
             done = {"cut_s": self._timed("cut", t0), "n_clusters": int(result.clusters.sizes["config"]),
                     "n_uncertain_atoms": result.n_uncertain_atoms}
@@ -535,7 +552,7 @@ class Campaign:
         cfg = self.config
         create_table_artifact(metrics_table(metrics), key=artifact_key(cfg.name, "metrics"),
                               description=f"campaign {cfg.name}: metrics per iteration")
-        create_markdown_artifact(iteration_markdown(cfg.name, it, row, cfg.selection.threshold,
+        create_markdown_artifact(iteration_markdown(cfg.name, it, row, self.selection.threshold,
                                                     cfg.selection.break_threshold),
                                  key=artifact_key(cfg.name, "iteration"),
                                  description=f"campaign {cfg.name}: iteration {it}")

@@ -34,6 +34,14 @@ UNITS: dict[str, str] = {
     "n_basis": COUNT, "fit_capped": ONE, "n_labels": COUNT, "n_pool": COUNT, "n_chains": COUNT,
     "chains_stopped": COUNT, "acceptance": ONE, "max_grade": ONE, "n_selected": COUNT, "n_above_threshold": COUNT,
     "n_above_break": COUNT, "n_invalid": COUNT, "n_new_labels": COUNT, "n_failed": COUNT, "stop_reason": ONE,
+    # sane candidates (tasks.select, hmc_core.frame_checks)
+    "problem": ONE, "n_unphysical": COUNT, "chains_low_acceptance": COUNT,
+    # ensemble test set (tasks.ensemble_test)
+    "ensemble_chain": ONE, "ensemble_drawn_at": ONE, "ensemble_redrawn": ONE, "ensemble_p_value": ONE,
+    "ensemble_n": COUNT,
+    # grade calibration (flows.calibration): median force error a·γ^b in eV/Å
+    "calibration_a": "eV/Å", "calibration_b": ONE, "calibration_s": ONE, "calibration_n": COUNT,
+    "calibration_heldout_coverage_68": ONE, "calibration_heldout_coverage_95": ONE, "threshold_gamma": ONE,
 }
 
 

@@ -1,4 +1,4 @@
-"""PNG plots of a campaign directory: learning curve, parity, HMC energy traces, grade histograms.
+"""PNG plots of a campaign directory: learning curve, parity, HMC energy traces, grade histograms, reliability.
 
 Each plot has a ``*_figure(store, …)`` function that returns the matplotlib Figure (or None when the data are
 not there yet), so tests and the Prefect artifacts (``flows/artifacts.py``) can use the figure itself; the
@@ -17,13 +17,14 @@ from flows.store import CampaignStore
 
 
 def plot_campaign(directory: str | Path, out: str | Path | None = None) -> list[Path]:
-    """Write ``learning_curve.png``, ``parity.png``, ``energy_traces.png``, ``grade_histograms.png`` (those the
-    data allow) into ``out`` (default ``<directory>/plots``); returns the paths written."""
+    """Write ``learning_curve.png``, ``parity.png``, ``energy_traces.png``, ``grade_histograms.png``,
+    ``reliability.png`` (those the data allow) into ``out`` (default ``<directory>/plots``); returns the paths
+    written."""
     store = CampaignStore(directory)
     out = Path(out) if out else store.root / "plots"
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for fn in (learning_curve, parity, energy_traces, grade_histograms):
+    for fn in (learning_curve, parity, energy_traces, grade_histograms, reliability):
         path = fn(store, out)
         if path is not None:
             written.append(path)
@@ -242,3 +243,40 @@ def grade_histograms_figure(store: CampaignStore):
 def grade_histograms(store: CampaignStore, out: Path) -> Path | None:
     fig = grade_histograms_figure(store)
     return None if fig is None else save_png(fig, out / "grade_histograms.png")
+
+
+def reliability_figure(store: CampaignStore):
+    """The grade → force-error calibration of the last iteration that has one (:mod:`flows.calibration`): every
+    (grade, actual force error) pair, coloured by the iteration that made it, the power law's median and its
+    68 % / 95 % bands (log-log), and the held-out coverage in the title. None without a calibration."""
+    from flows.calibration import NAME
+    from hmc_core.uncertainty.calibration import PowerLawCalibration
+
+    its = [i for i in store.iterations() if store.has(NAME, i)]
+    content = next((c for c in (store.read_json(NAME, i) for i in reversed(its)) if c.get("calibration")), None)
+    if content is None:
+        return None
+    cal = PowerLawCalibration(**content["calibration"])
+    pairs = content["pairs"]
+    g, e = np.asarray(pairs["grade"], float), np.asarray(pairs["error"], float)
+    fig = _figure(figsize=(6, 4.5))
+    ax = fig.subplots()
+    points = ax.scatter(g, e, c=pairs["iteration"], s=14, cmap="viridis", label="labels (grade when selected)")
+    fig.colorbar(points, ax=ax, label="iteration of the prediction")
+    u = np.geomspace(max(min(g[np.isfinite(g) & (g > 0)], default=1.0), 1e-3), max(g[np.isfinite(g)], default=2.0), 100)
+    ax.plot(u, cal.median(u), "k-", label=f"median: {cal.a:.3g}·γ^{cal.b:.3g}")
+    for level, alpha in ((0.68, 0.3), (0.95, 0.15)):
+        lo, hi = cal.band(u, level)
+        ax.fill_between(u, lo, hi, color="tab:red", alpha=alpha, label=f"{level:.0%} band")
+    held = content.get("heldout_coverage_95")
+    title = f"grade calibration ({cal.n} pairs"
+    title += f"; held-out 95 % coverage {held:.2f} on {content['n_heldout']})" if held is not None else ")"
+    ax.set(xscale="log", yscale="log", xlabel="extrapolation grade γ", ylabel="force RMSE of the label (eV/Å)",
+           title=title)
+    ax.legend(fontsize=8)
+    return fig
+
+
+def reliability(store: CampaignStore, out: Path) -> Path | None:
+    fig = reliability_figure(store)
+    return None if fig is None else save_png(fig, out / "reliability.png")

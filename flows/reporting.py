@@ -14,7 +14,8 @@ STAGE_TIMES = ("fit_s", "explore_s", "select_s", "label_s")
 #: metrics columns in the order a user reads them: labels, test errors, candidates, stop reason, then the rest
 TABLE_COLUMNS = ("n_labels", "test_energy_rmse_meV_per_atom", "test_force_rmse_eV_per_A",
                  "ensemble_energy_rmse_meV_per_atom", "ensemble_force_rmse_eV_per_A", "ensemble_drawn_at",
-                 "ensemble_n", "ensemble_label_s", "n_above_threshold",
+                 "ensemble_n", "ensemble_label_s", "threshold_gamma", "calibration_b",
+                 "calibration_heldout_coverage_95", "n_above_threshold",
                  "n_selected", "n_new_labels", "n_failed", "stop_reason", "max_grade", "n_pool", "chains_stopped",
                  "acceptance", "fit_capped", *STAGE_TIMES, "iteration_s")
 

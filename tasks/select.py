@@ -147,13 +147,16 @@ class SelectionSettings(BaseModel):
     labels per iteration. Frames with an atom that has no neighbour within ``max_isolation`` Å (an exploded
     cluster, an evaporated or dissociated atom; None: not checked) or with a periodic cell thinner than
     ``min_cell_width`` Å or sheared to less than ``min_cell_shape`` of a·b·c are never selected
-    (:mod:`hmc_core.frame_checks`)."""
+    (:mod:`hmc_core.frame_checks`). ``force_error_threshold`` (eV/Å): a campaign selects above the grade whose
+    median expected force error is this, from its calibration (:mod:`flows.calibration`), once one exists; the
+    stage itself always uses ``threshold``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
     threshold: float = Field(2.0, ge=1.0, allow_inf_nan=False)
     break_threshold: float = Field(10.0, ge=1.0, allow_inf_nan=False)
     budget: int = Field(8, ge=1, le=100_000)
+    force_error_threshold: float | None = Field(None, gt=0, le=100.0, allow_inf_nan=False)
     max_isolation: float | None = Field(6.0, gt=0, le=1000.0, allow_inf_nan=False)
     min_cell_width: float = Field(1.0, ge=0, le=1000.0, allow_inf_nan=False)
     min_cell_shape: float = Field(0.05, ge=0, lt=1.0, allow_inf_nan=False)

@@ -210,6 +210,9 @@ def test_ensemble_set_in_a_two_system_campaign(ensemble_campaign, capsys, monkey
 
     # labeled by the reference method (LJ argon, ASE's calculator called directly), and never fitted
     ens = store.read_dataset("ensemble_test.nc", 0)
+    from flows.netcdf_units import missing_units
+
+    assert missing_units(ens) == [] and missing_units(frames) == [] and missing_units(metrics) == []
     lj = LennardJones(**LJParameters().resolved())
     for k, atoms in enumerate(to_atoms(ens)):
         atoms.calc = lj
