@@ -85,7 +85,7 @@ MODES = {
         dt=5.0, n_warmup=10, save_every=2, threshold=1.05, break_threshold=5.0, budget=12,
         max_iterations=15, max_labels=BAR_LABELS, force_rmse_target=0.001, test_reserve=40, ensemble_frames=4,
         ensemble_atoms=2, ensemble_samples=20, min_p_value=0.01, direct_tail=0,
-        t_min=76.0, t_max=88.0, t_step=2.0, cells=(4, 4, 8), coexist_samples=400, every=20, melt_sweeps=100,
+        t_min=76.0, t_max=88.0, t_step=2.0, cells=(5, 5, 8), coexist_samples=400, every=20, melt_sweeps=100,
         hold=20, melt_temperature=150.0, explore_melt=1, coexist_steps=20, workers=2, seed=0,
     ),
     "quick": dict(

@@ -70,7 +70,7 @@ CONFIG_CASES = [
     ("ensemble_test", "n_frames = 0", "n_frames"), ("ensemble_test", "burn_in = 1.0", "burn_in"),
     ("ensemble_test", "min_p_value = 2", "min_p_value"), ("ensemble_test", "atoms_per_frame = 0", "atoms_per_frame"),
     ("ensemble_test", "n_chains = 0", "n_chains"), ("ensemble_test", "n_sample = 5", "unknown key"),
-    ("executor", 'kind = "slurm"', "kind"), ("executor", "n_workers = 0", "n_workers"),
+    ("executor", 'kind = "pbs"', "kind"), ("executor", "n_workers = 0", "n_workers"),
     ("executor", 'address = "tcp://x:1"', "only used with kind"), ("executor", "threads_per_worker = 0",
                                                                    "threads_per_worker"),
 ]
