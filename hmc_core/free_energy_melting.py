@@ -17,9 +17,8 @@ Error: parametric bootstrap over every sampled mean (the Frenkel–Ladd and liqu
 the volumes), each drawn from a normal with its block-averaged standard error; the interval is the percentile
 interval of the re-computed roots (Efron & Tibshirani, *An Introduction to the Bootstrap*, ch. 13). Not included:
 quadrature error (Frenkel–Ladd with λ = x⁴ nodes: 8 nodes gave ΔF = 0.592 ± 0.004 k_BT per atom for LJ argon at
-83 K where 16 plain Gauss–Legendre nodes gave 0.595 ± 0.002 and 8 plain ones 0.53; the liquid's excess free energy
-agreed with JZG's to 0.003 k_BT), finite-size effects of the N-atom boxes, and the nonlinearity of h(T) beyond the
-sampled range.
+83 K where 16 plain Gauss–Legendre nodes gave 0.595 ± 0.002; the liquid's excess free energy agreed with JZG's to
+0.003 k_BT), finite-size effects of the N-atom boxes, and the nonlinearity of h(T) beyond the sampled range.
 Units: T and P in the system's units (K and bar, or T* and P*), free energies per atom in k_B T.
 """
 

@@ -71,7 +71,7 @@ def test_reference_free_energies_are_consistent():
     # one atom: no modes, the free particle in V; the Einstein crystal is the harmonic crystal with all modes at k
     assert harmonic_free_energy(np.zeros(0), 1.0, 1, 8.0) == pytest.approx(-math.log(8.0))
     n, k, kT, v = 32, 50.0, 0.7, 40.0
-    direct = -(math.log(v) + 1.5 * math.log(n) + 1.5 * (n - 1) * math.log(2 * math.pi * kT / k)) / n
+    direct = -(math.log(v / n) + 1.5 * math.log(n) + 1.5 * (n - 1) * math.log(2 * math.pi * kT / k)) / n
     assert einstein_free_energy(k, kT, n, v) == pytest.approx(direct, rel=1e-13)
     assert ideal_gas_free_energy(n, v) == pytest.approx((math.lgamma(n + 1) - n * math.log(v)) / n)
     x, w = gauss_legendre(0.0, 2.0, 4)
