@@ -234,15 +234,19 @@ def _coexist(coexistence, settings, run_dir: Path) -> dict:
                 "consistent": False, "runs": runs, "potential": None, "reference_T_m": None}
 
 
-def run(s: dict, mode: str, out: Path) -> dict:
+def run(s: dict, mode: str, out: Path, resume: bool = False) -> dict:
+    """The three stages; ``resume``: keep ``out``'s campaign (a finished one answers at once, an interrupted one
+    resumes; the campaign settings must be the same) and redo the coexistence runs."""
     from flows.active_learning import active_learning
     from flows.phase import coexistence
     from flows.server import flow_server
     from flows.store import CampaignStore
 
-    if out.exists():
+    if out.exists() and not resume:
         shutil.rmtree(out)
-    out.mkdir(parents=True)
+    for stage in ("coexist-learned", "coexist-direct"):
+        shutil.rmtree(out / stage, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
     config = out / "campaign.toml"
     config.write_text(campaign_text(s, mode))
     wall = {}
@@ -270,7 +274,7 @@ def run(s: dict, mode: str, out: Path) -> dict:
     last = campaign["metrics"][-1] if campaign["metrics"] else {}
     return {"campaign": campaign, "coexist_learned": coexist_learned, "coexist_direct": coexist_direct,
             "learned_settings": learned.summary(), "direct_settings": direct.summary(), "wall_s": wall,
-            "n_test": n_test, "last_row": last}
+            "n_test": n_test, "last_row": last, "resumed": resume}
 
 
 def figures(r: dict, s: dict, mode: str, out: Path) -> dict:
@@ -299,6 +303,8 @@ def figures(r: dict, s: dict, mode: str, out: Path) -> dict:
                       "rounds, or no explored frame above the selection threshold"),
         "direct_tail_correction": bool(s["direct_tail"]),
         "stop_reason": r["campaign"]["reason"], "iterations": len(r["campaign"]["metrics"]),
+        "campaign_resumed": r.get("resumed", False),
+        "campaign_iteration_s": round(sum(m.get("iteration_s") or 0.0 for m in r["campaign"]["metrics"]), 1),
         "wall_s": {k: round(v, 1) for k, v in r["wall_s"].items()}, "campaign_stage_s": stage_s,
         **melting_statistics(learned, direct),
         "passes_bar": all(bar.values()), "bar": bar,
@@ -371,6 +377,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--quick", action="store_true", help="tiny settings that prove the plumbing (minutes)")
     ap.add_argument("--out", type=Path, help="output folder, replaced (default runs/bench-learned-melting[-quick])")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--resume", action="store_true",
+                    help="keep --out's campaign (same campaign settings) and redo the coexistence runs")
     ap.add_argument("--reanalyse", type=Path, metavar="JSON",
                     help="add the coexistence runs' statistical T_m to a finished run's JSON (no new runs)")
     for key, value in MODES["full"].items():
@@ -392,7 +400,7 @@ def main(argv=None) -> dict:
     s["cells"] = list(s["cells"])
     require_competitors()
     out = args.out or ROOT / "runs" / ("bench-learned-melting" + ("-quick" if args.quick else ""))
-    result = figures(run(s, mode, out), s, mode, out)
+    result = figures(run(s, mode, out, args.resume), s, mode, out)
     print_table(result)
     write_json(args.json, result)
     return result

@@ -477,7 +477,7 @@ def test_readme_labeling_snippet_is_a_valid_campaign_section():
     from flows.config import parse_config
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    blocks = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, re.S | re.M) if "labeler" in b]
+    blocks = [b for b in re.findall(r"^```toml\n(.*?)^```", readme, re.S | re.M) if 'labeler = "ase' in b]
     assert blocks
     for block in blocks:
         active = "\n".join(line for line in block.splitlines() if not line.startswith("# "))
