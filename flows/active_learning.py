@@ -377,8 +377,8 @@ class Campaign:
 
             t0 = time.perf_counter()
             hmc = cfg.hmc.model_copy(update={"n_starts": es.n_chains, "n_samples": es.n_samples or cfg.hmc.n_samples})
-            plan = plan_explore(cfg.model_copy(update={"hmc": hmc}), exploration_starts(labels), it)
             starts = exploration_starts(labels)
+            plan = plan_explore(cfg.model_copy(update={"hmc": hmc}), starts, it)
             futures = [self.runner.submit(
                 named(explore_task, "ensemble " + chain_title(cfg, it, c)),
                 {"inputs": ExploreInputs(starts.isel(config=[c.start]), c.temperature, potential, None, np.inf,
